@@ -22,9 +22,9 @@ pub const MAX_LABEL_CHARS: usize = 80;
 /// Maximum `url` length in characters (N.73).
 pub const MAX_URL_CHARS: usize = 128;
 
-/// An `exp` at or above this is read as milliseconds: 10^11 seconds is the year 5138, while
+/// An `exp` at or above this is read as milliseconds on parse and refused on build: 10^11 seconds is the year 5138, while
 /// 10^11 milliseconds is 1973, so no real expiry is ambiguous.
-const MS_THRESHOLD: u64 = 100_000_000_000;
+pub const MS_THRESHOLD: u64 = 100_000_000_000;
 
 /// The payload's single-letter flags. Unknown letters are dropped on parse (N.75); output is
 /// always alphabetical (N.72).
@@ -129,7 +129,7 @@ pub struct ShlPayloadBuilder {
 }
 
 impl ShlPayloadBuilder {
-    /// Expiry hint, epoch seconds.
+    /// Expiry hint, epoch seconds (below 10^11, checked by [`Self::build`]).
     pub fn exp(mut self, epoch_seconds: u64) -> Self {
         self.payload.exp = Some(epoch_seconds);
         self
@@ -171,6 +171,11 @@ impl ShlPayloadBuilder {
             if len > MAX_LABEL_CHARS {
                 return Err(Error::LabelTooLong { len });
             }
+        }
+        // Such a value would read back as milliseconds (see `MS_THRESHOLD`), and is no real
+        // expiry anyway (year 5138).
+        if p.exp.is_some_and(|e| e >= MS_THRESHOLD) {
+            return Err(Error::InvalidField { field: "exp" });
         }
         p.flags.check()?;
         Ok(p)
@@ -337,7 +342,6 @@ fn number_to_secs(int: Option<u64>, float: Option<f64>) -> Option<u64> {
     // Fractional seconds (as in some SHC examples) are floored; `as` saturates, and the range
     // check keeps negatives and non-finite values out.
     if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Some(f.floor() as u64)
     } else {
         None
