@@ -1,0 +1,108 @@
+//! Delivery jobs (one per credential and channel) and their attempts: the worker records each
+//! attempt's outcome, schedules the next try, and finds jobs that are due. Error columns hold
+//! stable codes only (no phone numbers, no gateway bodies).
+
+use chrono::{DateTime, Utc};
+
+use crate::db::{dispatch, new_id, now, Store};
+use crate::error::Result;
+use crate::types::{AttemptOutcome, Delivery, DeliveryStatus};
+
+const DELIVERY_COLUMNS: &str = "id, credential_id, channel, status, attempts, next_attempt_at, \
+     last_error, created_at, updated_at";
+
+impl Store {
+    /// The delivery job for (credential, channel), created `pending` and due now if missing.
+    /// Idempotent, so a redelivered `deliver` message finds the same job.
+    pub async fn ensure_delivery(&self, credential_id: &str, channel: &str) -> Result<Delivery> {
+        let at = now();
+        let id = new_id("dlv");
+        let select = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE credential_id = $1 AND channel = $2"
+        );
+        dispatch!(self, pool, _pg => {
+            sqlx::query(
+                "INSERT INTO deliveries (id, credential_id, channel, status, next_attempt_at, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $5) \
+                 ON CONFLICT (credential_id, channel) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(credential_id)
+            .bind(channel)
+            .bind(DeliveryStatus::Pending.as_str())
+            .bind(at)
+            .execute(pool)
+            .await?;
+            Ok(sqlx::query_as::<_, Delivery>(&select)
+                .bind(credential_id)
+                .bind(channel)
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+
+    /// Record one attempt's outcome (attempts + 1). Only a `pending` job changes; returns the
+    /// updated job, or `None` if it is unknown or already settled (a late duplicate attempt).
+    pub async fn record_delivery_attempt(
+        &self,
+        delivery_id: &str,
+        outcome: &AttemptOutcome,
+    ) -> Result<Option<Delivery>> {
+        let at = now();
+        let (status, next, error): (DeliveryStatus, Option<DateTime<Utc>>, Option<&str>) =
+            match outcome {
+                AttemptOutcome::Succeeded => (DeliveryStatus::Succeeded, None, None),
+                AttemptOutcome::Retry {
+                    error_code,
+                    next_attempt_at,
+                } => (
+                    DeliveryStatus::Pending,
+                    Some(*next_attempt_at),
+                    Some(error_code),
+                ),
+                AttemptOutcome::Failed { error_code } => {
+                    (DeliveryStatus::Failed, None, Some(error_code))
+                }
+            };
+        let sql = format!(
+            "UPDATE deliveries SET status = $1, next_attempt_at = $2, \
+             last_error = COALESCE($3, last_error), attempts = attempts + 1, updated_at = $4 \
+             WHERE id = $5 AND status = 'pending' RETURNING {DELIVERY_COLUMNS}"
+        );
+        dispatch!(self, pool, _pg => {
+            Ok(sqlx::query_as::<_, Delivery>(&sql)
+                .bind(status.as_str())
+                .bind(next)
+                .bind(error)
+                .bind(at)
+                .bind(delivery_id)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// Pending jobs due at `now`, soonest first.
+    pub async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' \
+             AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+        );
+        dispatch!(self, pool, _pg => {
+            Ok(sqlx::query_as::<_, Delivery>(&sql)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?)
+        })
+    }
+
+    /// Delivery jobs of a credential, by channel.
+    pub async fn list_deliveries(&self, credential_id: &str) -> Result<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE credential_id = $1 ORDER BY channel"
+        );
+        dispatch!(self, pool, _pg => {
+            Ok(sqlx::query_as::<_, Delivery>(&sql).bind(credential_id).fetch_all(pool).await?)
+        })
+    }
+}
