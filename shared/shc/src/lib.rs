@@ -33,6 +33,7 @@ pub mod payload;
 pub mod qr;
 pub mod rid;
 pub mod verify;
+pub mod x5c;
 
 pub use error::{Error, Problem, ProblemKind, Severity};
 pub use issue::{CardIssuer, IssuedCard};
