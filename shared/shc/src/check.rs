@@ -300,9 +300,9 @@ fn check_resource(
 
 fn check_meta(i: usize, meta: &Value, problems: &mut Vec<Problem>) {
     let Some(meta) = meta.as_object() else {
-        problems.push(Problem::error(
+        problems.push(Problem::warning(
             ProblemKind::FhirSchema,
-            format!("entry {i}: `meta` is not an object"),
+            format!("entry {i}: `meta` is not an object; omit it (rule 11)"),
         ));
         return;
     };

@@ -240,7 +240,8 @@ fn assemble_chunks(
     }
     let lens = chunks.iter().map(|c| c.jws.len());
     let (min, max) = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
-    if max - min > n {
+    // More chunks than the length needs, or sizes far apart, means the producer did not balance.
+    if max - min > n || n > jws.len().div_ceil(MAX_CHUNK_JWS) {
         problems.push(Problem::warning(
             ProblemKind::UnbalancedQrChunks,
             format!(
@@ -358,6 +359,41 @@ pub fn scan_image(bytes: &[u8]) -> Result<Vec<ScannedQr>, Problem> {
     let img = image::load_from_memory(bytes)
         .map_err(|_| Problem::error(ProblemKind::QrDecode, "not a readable PNG or JPEG image"))?
         .to_luma8();
+    // Photos and small renderings can have under two pixels per module, too few for the finder
+    // pattern detector: retry on upscaled copies before giving up.
+    let mut result = scan_grey(&img);
+    for factor in [2u32, 3, 4] {
+        if result
+            .as_ref()
+            .is_ok_and(|scans| scans.iter().all(|s| s.text.is_some()))
+        {
+            break;
+        }
+        if img.width().saturating_mul(factor) > 4096 {
+            break;
+        }
+        let mut big = image::imageops::resize(
+            &img,
+            img.width() * factor,
+            img.height() * factor,
+            image::imageops::FilterType::Triangle,
+        );
+        // Interpolation leaves grey edges that blur the finder patterns; binarize them again.
+        for p in big.pixels_mut() {
+            p.0[0] = if p.0[0] < 128 { 0 } else { 255 };
+        }
+        let again = scan_grey(&big);
+        if again
+            .as_ref()
+            .is_ok_and(|scans| scans.iter().any(|s| s.text.is_some()))
+        {
+            result = again;
+        }
+    }
+    result
+}
+
+fn scan_grey(img: &image::GrayImage) -> Result<Vec<ScannedQr>, Problem> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
         img.get_pixel_checked(x as u32, y as u32)

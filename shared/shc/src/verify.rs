@@ -189,7 +189,8 @@ impl Verifier {
             ));
         };
         let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-        if trimmed.starts_with(qr::PREFIX) {
+        // `shc:` without the slash is still meant as a QR text: the QR decoder says what is wrong.
+        if trimmed.starts_with("shc:") {
             let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
             if lines.len() > 1 {
                 return self.verify_qr_texts(&lines);
@@ -197,6 +198,14 @@ impl Verifier {
             return self.verify_qr_texts(&[text]);
         }
         if trimmed.starts_with('{') {
+            let is_parameters = serde_json::from_str::<Value>(trimmed)
+                .ok()
+                .is_some_and(|v| {
+                    v.get("resourceType").and_then(Value::as_str) == Some("Parameters")
+                });
+            if is_parameters {
+                return self.verify_fhir_parameters(text);
+            }
             return self.verify_file(text, name);
         }
         let mut v = Verification::default();
@@ -223,6 +232,36 @@ impl Verifier {
                     .iter()
                     .map(|j| self.verify_jws(j))
                     .collect();
+            }
+            Err(p) => v.problems.push(p),
+        }
+        v
+    }
+
+    /// Verifies the cards in a `$health-cards-issue` response, a FHIR `Parameters` with
+    /// `verifiableCredential` parameters (rule 48).
+    pub fn verify_fhir_parameters(&self, text: &str) -> Verification {
+        let mut v = Verification::default();
+        match parse_json_strict(text) {
+            Ok((value, problems)) => {
+                v.problems.extend(problems);
+                let jws: Vec<&str> = value
+                    .get("parameter")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| {
+                        p.get("name").and_then(Value::as_str) == Some("verifiableCredential")
+                    })
+                    .filter_map(|p| p.get("valueString").and_then(Value::as_str))
+                    .collect();
+                if jws.is_empty() {
+                    v.problems.push(Problem::error(
+                        ProblemKind::Schema,
+                        "Parameters holds no `verifiableCredential` (rule 48)",
+                    ));
+                }
+                v.cards = jws.into_iter().map(|j| self.verify_jws(j)).collect();
             }
             Err(p) => v.problems.push(p),
         }

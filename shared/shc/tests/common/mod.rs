@@ -1,5 +1,5 @@
 //! Helpers shared by the conformance tests: locating `../shared/conformance` and reading files.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
