@@ -366,3 +366,25 @@ async fn supervise(shared: Arc<Shared>, mut current: Arc<Session>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        let config = BusConfig {
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(2),
+            ..BusConfig::default()
+        };
+        for _ in 0..100 {
+            let first = backoff(&config, 0);
+            assert!(first >= Duration::from_millis(80) && first <= Duration::from_millis(120));
+            let third = backoff(&config, 2);
+            assert!(third >= Duration::from_millis(320) && third <= Duration::from_millis(480));
+            let late = backoff(&config, 40);
+            assert!(late >= Duration::from_millis(1600) && late <= Duration::from_millis(2400));
+        }
+    }
+}

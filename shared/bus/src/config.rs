@@ -275,3 +275,42 @@ impl Topology {
         self.queues.iter().any(|q| q == short).then_some(short)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prefix() {
+        let config = BusConfig {
+            prefix: "p1".into(),
+            ..BusConfig::default()
+        };
+        let t = Topology::new(&config);
+        assert_eq!(t.queue("ingest"), "p1.ingest");
+        assert_eq!(t.ehr_exchange(), "p1.ehr");
+        assert_eq!(t.dlx(), "p1.dlx");
+        assert_eq!(t.dlq(), "p1.dlq");
+        assert_eq!(
+            t.retry_queue("issue", Duration::from_secs(600)),
+            "p1.retry.issue.600s"
+        );
+        assert_eq!(
+            t.retry_queue("issue", Duration::from_millis(1500)),
+            "p1.retry.issue.1500ms"
+        );
+        assert_eq!(t.short_name("p1.deliver"), Some("deliver"));
+        assert_eq!(t.short_name("p1.dlq"), None);
+        assert_eq!(t.short_name("p2.deliver"), None);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let config = BusConfig::default();
+        assert_eq!(config.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(config.prefix, "vaxcred");
+        assert_eq!(config.delivery_limit, 5);
+        assert_eq!(config.retry_delays.len(), 4);
+    }
+}

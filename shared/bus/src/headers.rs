@@ -96,3 +96,39 @@ pub(crate) fn without(headers: Option<&FieldTable>, drop: &[&str]) -> FieldTable
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::{FieldArray, LongString, ShortString};
+
+    #[test]
+    fn reads_the_newest_x_death_entry() {
+        let mut entry = FieldTable::default();
+        entry.insert(
+            "reason".into(),
+            AMQPValue::LongString(LongString::from("delivery_limit")),
+        );
+        entry.insert(
+            "queue".into(),
+            AMQPValue::LongString(LongString::from("p.ingest")),
+        );
+        entry.insert("count".into(), AMQPValue::LongLongInt(1));
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from(X_DEATH),
+            AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::FieldTable(entry)])),
+        );
+        let death = x_death(Some(&headers)).unwrap();
+        assert_eq!(death.reason, "delivery_limit");
+        assert_eq!(death.queue, "p.ingest");
+        assert_eq!(death.count, 1);
+        assert_eq!(x_death(None), None);
+    }
+
+    #[test]
+    fn sanitize_removes_line_breaks_and_bounds_length() {
+        assert_eq!(sanitize("a\r\nb", 10), "a  b");
+        assert_eq!(sanitize(&"x".repeat(600), 512).len(), 512);
+    }
+}

@@ -118,3 +118,41 @@ async fn consumer_and_publisher_resume_after_the_broker_closes_the_connection() 
     recorder.abort();
     vhost.delete().await;
 }
+
+#[tokio::test]
+async fn publish_returns_within_the_timeout_while_the_broker_is_unreachable() {
+    let vhost = Vhost::create().await;
+    let mut config = test_config(&random_name("hang"));
+    config.url = vhost.url();
+    config.publish_timeout = std::time::Duration::from_secs(1);
+    let bus = Bus::connect(config).await.unwrap();
+    let publisher = bus.publisher();
+    let ingest = bus.topology().queue("ingest");
+    publisher
+        .publish(&Outgoing::to_queue(&ingest, b"ok".to_vec()))
+        .await
+        .unwrap();
+
+    // Without its vhost the bus cannot reconnect: it stays not-ready and every publish gives
+    // up at the timeout instead of hanging (lapin#409).
+    vhost.delete().await;
+    wait_until("not ready", || async { !bus.is_ready() }).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let err = publisher
+            .publish(&Outgoing::to_queue(&ingest, b"lost".to_vec()))
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "publish took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(bus
+        .wait_ready(std::time::Duration::from_millis(200))
+        .await
+        .is_err());
+    bus.close().await;
+}
