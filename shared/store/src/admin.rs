@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
-use crate::db::{dispatch, new_id, now, Store};
+use crate::db::{dispatch, micros, new_id, now, Store};
 use crate::error::{Error, Result};
 use crate::types::{
     ApiToken, AuditEntry, NewApiToken, NewAuditEntry, NewReviewCase, NewStaff, ReviewCase,
@@ -187,7 +187,7 @@ impl Store {
             staff_id: new.staff_id.clone(),
             scopes: new.scopes.clone(),
             created_at: now(),
-            expires_at: new.expires_at,
+            expires_at: new.expires_at.map(micros),
             revoked_at: None,
         };
         let hash = token_hash(token);

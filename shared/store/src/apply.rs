@@ -401,7 +401,10 @@ impl Store {
                 qb.push_values(chunk, |mut b, (k, p)| {
                     b.push_bind(&k.0).push_bind(&k.1).push_bind(&k.2).push_bind(p);
                 });
-                qb.build().execute(&mut *tx).await?;
+                qb.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| Error::from(e).lost_race())?;
             }
             let dirty_doses: Vec<&Dose> = doses.values().filter(|s| s.dirty).map(|s| &s.dose).collect();
             for chunk in dirty_doses.chunks(CHUNK) {

@@ -253,6 +253,11 @@ pub(crate) fn new_id(prefix: &str) -> String {
 /// store comparable values and SQLite's text timestamps sort correctly.
 /// Truncated to microseconds, PostgreSQL's precision, so values read back equal values written.
 pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    micros(chrono::Utc::now())
+}
+
+/// A caller's timestamp at the precision both backends store.
+pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
+    t.trunc_subsecs(6)
 }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::{dispatch, new_id, now, Store};
+use crate::db::{dispatch, micros, new_id, now, Store};
 use crate::error::Result;
 use crate::types::{AttemptOutcome, Delivery, DeliveryStatus};
 
@@ -57,7 +57,7 @@ impl Store {
                     next_attempt_at,
                 } => (
                     DeliveryStatus::Pending,
-                    Some(*next_attempt_at),
+                    Some(micros(*next_attempt_at)),
                     Some(error_code),
                 ),
                 AttemptOutcome::Failed { error_code } => {

@@ -76,9 +76,23 @@ impl Error {
     }
 }
 
-/// PostgreSQL SQLSTATEs that mean "someone else won, try again": unique violation during a
-/// find-or-create race, serialization failure, deadlock, lock not available.
-const PG_RETRYABLE: &[&str] = &["23505", "40001", "40P01", "55P03"];
+/// PostgreSQL SQLSTATEs that mean "someone else won, try again": serialization failure,
+/// deadlock, lock not available. (A unique violation is a lost race only where the code says so:
+/// see [`Error::lost_race`].)
+const PG_RETRYABLE: &[&str] = &["40001", "40P01", "55P03"];
+
+impl Error {
+    /// For inserts that race with concurrent find-or-create (PostgreSQL): a unique violation
+    /// there means another transaction created the row first, so a retry will find it.
+    pub(crate) fn lost_race(self) -> Error {
+        match self {
+            Error::Constraint { sqlstate, .. } if sqlstate == "23505" => {
+                Error::Conflict { sqlstate }
+            }
+            other => other,
+        }
+    }
+}
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
@@ -92,7 +106,6 @@ impl From<sqlx::Error> for Error {
                     .map(|c| matches!(c & 0xff, 5 | 6))
                     .unwrap_or(false);
                 if sqlite_busy || PG_RETRYABLE.contains(&sqlstate.as_str()) {
-                    // A unique violation is a lost race only on PostgreSQL; SQLite serializes writers.
                     Error::Conflict { sqlstate }
                 } else if matches!(
                     db.kind(),

@@ -2,7 +2,7 @@
 //! lifetime passcode failure counter, which must stay exact under parallel manifest requests —
 //! hence one conditional `UPDATE … RETURNING` instead of read-then-write.
 
-use crate::db::{dispatch, now, Store};
+use crate::db::{dispatch, micros, now, Store};
 use crate::error::Result;
 use crate::types::{NewShlLink, PasscodeFailure, ShlLink};
 
@@ -23,7 +23,7 @@ impl Store {
             passcode_hash: new.passcode_hash.clone(),
             failures: 0,
             max_failures: new.max_failures,
-            expires_at: new.expires_at,
+            expires_at: new.expires_at.map(micros),
             active: true,
             created_at: at,
             updated_at: at,

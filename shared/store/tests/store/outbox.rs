@@ -1,0 +1,105 @@
+//! Outbox relay: claim with lease, mark sent, release, concurrent claimers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use store::{DoseStatus, Store};
+
+use crate::helpers::{both, change, dose, issuer, new_event};
+
+async fn fill(store: &Store, n: usize) {
+    let iss = issuer(store, "a").await;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let e = new_event(store, &format!("o{i}")).await;
+        batch.push(change(
+            &e,
+            &iss,
+            &format!("p{i}"),
+            vec![dose("imm", 1, DoseStatus::Completed)],
+        ));
+    }
+    store.apply_events(&batch).await.unwrap();
+}
+
+async fn claim_mark_release(store: Store) {
+    fill(&store, 5).await;
+    assert_eq!(store.count_pending_outbox().await.unwrap(), 5);
+    let lease = Duration::from_secs(60);
+    let a = store.claim_outbox(3, lease).await.unwrap();
+    assert_eq!(a.len(), 3);
+    assert!(a.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(a.iter().all(|m| m.attempts == 1 && m.kind == "issue"));
+    // Leased rows are not handed out again.
+    let b = store.claim_outbox(10, lease).await.unwrap();
+    assert_eq!(b.len(), 2);
+    assert!(store.claim_outbox(10, lease).await.unwrap().is_empty());
+
+    let a_ids: Vec<i64> = a.iter().map(|m| m.id).collect();
+    assert_eq!(store.mark_outbox_sent(&a_ids).await.unwrap(), 3);
+    assert_eq!(
+        store.mark_outbox_sent(&a_ids).await.unwrap(),
+        0,
+        "already sent"
+    );
+    let b_ids: Vec<i64> = b.iter().map(|m| m.id).collect();
+    assert_eq!(store.release_outbox(&b_ids).await.unwrap(), 2);
+    let again = store.claim_outbox(10, lease).await.unwrap();
+    assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), b_ids);
+    assert!(again.iter().all(|m| m.attempts == 2));
+    assert_eq!(store.count_pending_outbox().await.unwrap(), 2);
+
+    // An expired lease makes rows claimable again (a relay died).
+    let short = store.claim_outbox(10, Duration::from_millis(1)).await;
+    assert!(short.unwrap().is_empty(), "still leased for 60 s");
+    store.release_outbox(&b_ids).await.unwrap();
+    assert_eq!(
+        store
+            .claim_outbox(10, Duration::from_millis(1))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = store.claim_outbox(10, lease).await.unwrap();
+        if r.len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "lease never expired");
+        tokio::task::yield_now().await;
+    }
+}
+both!(claim_mark_release);
+
+async fn concurrent_claimers_get_disjoint_rows(store: Store) {
+    fill(&store, 200).await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let rows = store
+                    .claim_outbox(7, Duration::from_secs(300))
+                    .await
+                    .unwrap();
+                if rows.is_empty() {
+                    return mine;
+                }
+                mine.extend(rows.into_iter().map(|m| m.id));
+            }
+        }));
+    }
+    let mut seen = BTreeSet::new();
+    let mut total = 0;
+    for t in tasks {
+        let ids = t.await.unwrap();
+        total += ids.len();
+        seen.extend(ids);
+    }
+    assert_eq!(total, 200, "every row claimed exactly once");
+    assert_eq!(seen.len(), 200);
+}
+both!(concurrent_claimers_get_disjoint_rows);
