@@ -1,1 +1,55 @@
-fn main() {}
+//! `vaxcred`: the one binary. The CLI subcommands are thin calls into the workspace libraries;
+//! `vaxcred serve` (added with the pipeline) runs every service in one process.
+//!
+//! # Layout
+//! - [`cards`]: `issue` and `verify` — SMART Health Cards without a broker or a database.
+//! - [`keys`]: `keys generate`.
+//! - [`normalize`]: `normalize` — what vaxcred makes of an EHR message.
+
+mod cards;
+mod keys;
+mod normalize;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// vaxcred turns FHIR R4 Immunization events into verifiable SMART Health Cards.
+#[derive(Debug, Parser)]
+#[command(name = "vaxcred", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign a card from a FHIR bundle or a raw EHR message: writes the .smart-health-card file,
+    /// the QR code (PNG and SVG) and its shc:/ text.
+    Issue(cards::IssueArgs),
+    /// Check a card (.smart-health-card file, JWS, shc:/ text or QR image) against an issuer's
+    /// keys; exits non-zero when it is not valid.
+    Verify(cards::VerifyArgs),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Show the normalized credential model of a FHIR message (doses kept, reasons for skipped ones).
+    Normalize(normalize::NormalizeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Issue(args) => cards::issue(args),
+        Command::Verify(args) => cards::verify(args),
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Normalize(args) => normalize::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

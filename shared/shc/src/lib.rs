@@ -16,6 +16,7 @@
 //! - [`file`]: the `.smart-health-card` file (§G).
 //! - [`rid`], [`crl`]: revocation ids and revocation lists (§E).
 //! - [`check`]: profile checks on payloads and bundles a verifier reports as problems.
+//! - [`x5c`]: X.509 chains bound to keys (rule 23), for verifiers with PKI support.
 //! - [`verify`]: verification of files, JWS, QR text and QR images against trusted JWKS (§I).
 //! - [`error`]: the typed errors and [`error::Problem`]s every part reports.
 

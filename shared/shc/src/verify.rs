@@ -158,17 +158,30 @@ impl Verification {
 pub struct Verifier {
     trust: TrustStore,
     now: Option<f64>,
+    x5c_pki: bool,
 }
 
 impl Verifier {
     /// A verifier using the current time.
     pub fn new(trust: TrustStore) -> Self {
-        Verifier { trust, now: None }
+        Verifier {
+            trust,
+            now: None,
+            x5c_pki: false,
+        }
     }
 
     /// Verifies as if at `now` (seconds since the epoch), for tests and historical checks.
     pub fn at(mut self, now: f64) -> Self {
         self.now = Some(now);
+        self
+    }
+
+    /// Also checks each key's `x5c` chain (rule 23): leaf matches the key, SAN URI equals `iss`,
+    /// chain signatures and validity dates. Off by default: most verifiers trust issuers through
+    /// a directory, and the spec's own example chain has expired (spec-checklist §R).
+    pub fn with_x5c_pki(mut self) -> Self {
+        self.x5c_pki = true;
         self
     }
 
@@ -416,6 +429,13 @@ impl Verifier {
             Some(Ok(key)) => key,
         };
         report.problems.extend(key.problems.iter().cloned());
+        if self.x5c_pki {
+            report.problems.extend(crate::x5c::check_x5c(
+                &key.jwk,
+                Some(&iss),
+                self.now() as i64,
+            ));
+        }
         if signature_ok_form {
             if verify_es256(&key.key, parsed.signing_input.as_bytes(), &parsed.signature) {
                 report.signature_verified = true;

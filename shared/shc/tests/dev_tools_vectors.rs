@@ -563,3 +563,22 @@ fn key_vectors() {
         );
     }
 }
+
+/// Rule 23 with PKI checks on: the spec's `x5c` key verifies its example 01 at a date inside the
+/// chain's validity and is flagged once the chain has expired.
+#[test]
+fn x5c_checked_when_pki_is_on() {
+    let dir = shc_examples().join("spec-site");
+    let jws = read(&dir.join("example-01-d-jws.txt"));
+    let in_2022 = Verifier::new(spec_trust())
+        .with_x5c_pki()
+        .at(1_653_955_200.0)
+        .verify_jws(&jws);
+    assert!(!in_2022.has(K::InvalidKeyX5c), "{:?}", in_2022.problems);
+    let today = Verifier::new(spec_trust()).with_x5c_pki().verify_jws(&jws);
+    assert!(today.has(K::InvalidKeyX5c) && !today.is_valid());
+    // Off by default: directory-based trust does not depend on the chain.
+    assert!(!Verifier::new(spec_trust())
+        .verify_jws(&jws)
+        .has(K::InvalidKeyX5c));
+}
