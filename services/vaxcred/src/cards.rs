@@ -54,7 +54,7 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<i32> {
     let input = std::fs::read(&args.bundle)
         .with_context(|| format!("reading {}", args.bundle.display()))?;
 
-    let mut bundle: serde_json::Value = if args.as_is {
+    let bundle: serde_json::Value = if args.as_is {
         let mut b: serde_json::Value =
             serde_json::from_slice(&input).context("the bundle is not JSON")?;
         shc::minimize::minimize_bundle(&mut b)?;
@@ -81,7 +81,7 @@ pub fn issue(args: &IssueArgs) -> anyhow::Result<i32> {
         ));
     }
     let mut issuer = CardIssuer::new(Arc::new(signer));
-    let card = issuer.issue_minimized(&mut bundle, &claims)?;
+    let card = issuer.issue_minimized(&bundle, &claims)?;
     let code = qr::matrix(&card.qr_text)?;
 
     std::fs::create_dir_all(&args.out)
