@@ -1,0 +1,254 @@
+//! Signing keys: the [`KeyStore`] seam the worker signs through, and the default
+//! [`FileKeyStore`] — one P-256 key per issuer, generated on first start into
+//! `{keys_dir}/{issuer slug}/{kid}.jwk.json` (mode 0600, directory 0700), its public JWK
+//! recorded in the `signing_keys` table so the JWKS and CRLs know it.
+//!
+//! Which key is active is the `active` file beside the keys (one `kid`); rotation (`vaxcred keys
+//! rotate`) writes a new key file and then the pointer, so a reader sees either the old or the
+//! new key, never none. A PKCS#11 store implements the same trait with the key on the token.
+//! Private keys never appear in logs, errors or `Debug` output (only `kid`s do).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use shc::{Jwk, Jwks, JwsSigner, LocalSigner};
+use store::{Issuer, KeyStatus, NewSigningKey, Store};
+use tracing::info;
+
+use crate::error::{Error, Result};
+
+/// Name written to `signing_keys.key_store` for keys of the file store.
+pub const FILE_STORE: &str = "file";
+const ACTIVE_FILE: &str = "active";
+const RID_SECRET_FILE: &str = "rid-secret";
+
+/// Where the worker gets its signer and the JWKS its keys.
+pub trait KeyStore: Send + Sync {
+    /// The signer of `issuer_id`'s active key.
+    fn active_signer(&self, issuer_id: &str) -> Result<Arc<dyn JwsSigner>>;
+    /// The public keys this store holds for `issuer_id` (active first). The served JWKS is built
+    /// from the database ([`crate::jwks`]), which also knows statuses and CRL versions.
+    fn public_jwks(&self, issuer_id: &str) -> Result<Jwks>;
+}
+
+struct IssuerKeys {
+    active: Arc<LocalSigner>,
+    public: Vec<Jwk>,
+}
+
+/// The default key store: private keys as JWK files in a local directory.
+pub struct FileKeyStore {
+    dir: PathBuf,
+    issuers: RwLock<HashMap<String, IssuerKeys>>,
+}
+
+impl std::fmt::Debug for FileKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileKeyStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { what, source }
+}
+
+impl FileKeyStore {
+    /// Opens the store in `dir` for `issuers`: loads each issuer's active key, generating one on
+    /// first start, and records every key's public JWK in `signing_keys` (status `active` for the
+    /// active key) if it is not there yet.
+    pub async fn open(dir: &Path, store: &Store, issuers: &[Issuer]) -> Result<FileKeyStore> {
+        create_private_dir(dir)?;
+        let mut map = HashMap::new();
+        for issuer in issuers {
+            let keys = load_or_generate(&dir.join(&issuer.slug))?;
+            for jwk in &keys.public {
+                if store.get_signing_key(&issuer.id, &jwk.kid).await?.is_none() {
+                    let public_jwk = serde_json::to_value(jwk)
+                        .map_err(|_| Error::KeyStore("public key does not serialize"))?;
+                    store
+                        .add_signing_key(&NewSigningKey {
+                            issuer_id: issuer.id.clone(),
+                            kid: jwk.kid.clone(),
+                            public_jwk,
+                            key_store: FILE_STORE.to_owned(),
+                            private_key_encrypted: None,
+                        })
+                        .await?;
+                    if jwk.kid != keys.active.kid() {
+                        store
+                            .set_signing_key_status(&issuer.id, &jwk.kid, KeyStatus::Retired)
+                            .await?;
+                    }
+                    info!(issuer_id = %issuer.id, kid = %jwk.kid, "signing key registered");
+                }
+            }
+            map.insert(issuer.id.clone(), keys);
+        }
+        Ok(FileKeyStore {
+            dir: dir.to_owned(),
+            issuers: RwLock::new(map),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The secret `rid`s are derived with (`shc::rid::derive`), generated on first use into
+    /// `{dir}/rid-secret` (mode 0600). Stable across restarts, so a patient's `rid` under one key
+    /// stays the same and one CRL entry revokes all their cards of that key.
+    pub fn rid_secret(&self) -> Result<String> {
+        let path = self.dir.join(RID_SECRET_FILE);
+        match fs::read_to_string(&path) {
+            Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("rid secret")(e)),
+        }
+        let mut bytes = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        let secret =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+        write_private(&path, secret.as_bytes())?;
+        Ok(secret)
+    }
+}
+
+impl KeyStore for FileKeyStore {
+    fn active_signer(&self, issuer_id: &str) -> Result<Arc<dyn JwsSigner>> {
+        let map = self
+            .issuers
+            .read()
+            .map_err(|_| Error::KeyStore("key cache poisoned"))?;
+        let keys = map
+            .get(issuer_id)
+            .ok_or(Error::KeyStore("no key for this issuer"))?;
+        Ok(keys.active.clone())
+    }
+
+    fn public_jwks(&self, issuer_id: &str) -> Result<Jwks> {
+        let map = self
+            .issuers
+            .read()
+            .map_err(|_| Error::KeyStore("key cache poisoned"))?;
+        let keys = map
+            .get(issuer_id)
+            .ok_or(Error::KeyStore("no key for this issuer"))?;
+        Ok(Jwks::from_public(&keys.public))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io("key directory"))
+}
+
+/// Loads every `*.jwk.json` in `dir`; generates the first key when there is none.
+fn load_or_generate(dir: &Path) -> Result<IssuerKeys> {
+    create_private_dir(dir)?;
+    let mut signers: Vec<LocalSigner> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io("key directory"))? {
+        let path = entry.map_err(io("key directory"))?.path();
+        let is_key = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".jwk.json"));
+        if !is_key {
+            continue;
+        }
+        let text = fs::read_to_string(&path).map_err(io("key file"))?;
+        let signer = LocalSigner::from_json(&text, None)
+            .map_err(|_| Error::KeyStore("a key file is not a P-256 private JWK"))?;
+        signers.push(signer);
+    }
+    let active_kid = match fs::read_to_string(dir.join(ACTIVE_FILE)) {
+        Ok(kid) => Some(kid.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("active key pointer")(e)),
+    };
+    let active = match active_kid {
+        Some(kid) => signers
+            .iter()
+            .find(|s| s.kid() == kid)
+            .cloned()
+            .ok_or(Error::KeyStore("the active key file is missing"))?,
+        None => match signers.first() {
+            Some(s) if signers.len() == 1 => {
+                write_private(&dir.join(ACTIVE_FILE), s.kid().as_bytes())?;
+                s.clone()
+            }
+            Some(_) => return Err(Error::KeyStore("several keys and no active pointer")),
+            None => {
+                let signer = LocalSigner::generate();
+                let jwk = serde_json::to_vec_pretty(&signer.to_private_jwk())
+                    .map_err(|_| Error::KeyStore("key does not serialize"))?;
+                write_private(&dir.join(format!("{}.jwk.json", signer.kid())), &jwk)?;
+                write_private(&dir.join(ACTIVE_FILE), signer.kid().as_bytes())?;
+                info!(kid = %signer.kid(), "generated a new signing key");
+                signers.push(signer.clone());
+                signer
+            }
+        },
+    };
+    let mut public: Vec<Jwk> = vec![active.public_jwk().clone()];
+    public.extend(
+        signers
+            .iter()
+            .filter(|s| s.kid() != active.kid())
+            .map(|s| s.public_jwk().clone()),
+    );
+    Ok(IssuerKeys {
+        active: Arc::new(active),
+        public,
+    })
+}
+
+/// Writes `bytes` to `path` with mode 0600 through a temporary file and a rename, so a crash
+/// never leaves a half-written key.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(io("key file"))?;
+    file.write_all(bytes).map_err(io("key file"))?;
+    file.sync_all().map_err(io("key file"))?;
+    fs::rename(&tmp, path).map_err(io("key file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_generate(dir.path()).unwrap();
+        let again = load_or_generate(dir.path()).unwrap();
+        assert_eq!(first.active.kid(), again.active.kid());
+        assert_eq!(again.public.len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let file = dir.path().join(format!("{}.jwk.json", first.active.kid()));
+            let mode = fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

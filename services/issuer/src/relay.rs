@@ -1,0 +1,145 @@
+//! The outbox relay: claims unsent outbox rows (with a lease, `SKIP LOCKED` on PostgreSQL),
+//! publishes them to their work queue in one confirmed batch, then marks them sent.
+//!
+//! At least once: a crash between the confirm and the mark leaves the rows to be claimed again
+//! when their lease ends, and consumers dedupe on the `outbox-{id}` message id (the issue worker
+//! is idempotent anyway: a second job for the same doses version finds the card issued).
+//!
+//! Writers (ingest, the issue worker) call [`RelayHandle::wake`] after a commit so rows go out
+//! within a millisecond or so; a slow poll catches rows written by other processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Bus, Outgoing};
+use store::{Store, OUTBOX_DELIVER, OUTBOX_ISSUE};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::error::Result;
+
+/// Relay tuning.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows per claim (and per confirmed publish batch).
+    pub batch: u32,
+    /// How long a claim keeps other relays away.
+    pub lease: Duration,
+    /// Poll interval when nobody wakes the relay (rows from other processes).
+    pub idle_poll: Duration,
+    /// Pause after a failure (broker or database down) before claiming again.
+    pub error_backoff: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            batch: 500,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(200),
+            error_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Wakes the relay when outbox rows were committed. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RelayHandle(Arc<Notify>);
+
+impl RelayHandle {
+    /// A new handle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tells the relay new rows are waiting.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The queue (short name) an outbox kind is published to.
+pub fn queue_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        OUTBOX_ISSUE => Some("issue"),
+        OUTBOX_DELIVER => Some("deliver"),
+        _ => None,
+    }
+}
+
+/// Runs the relay until `shutdown`; rows claimed but not yet published when it stops are
+/// released for the next relay.
+pub async fn run(
+    store: Store,
+    bus: Bus,
+    handle: RelayHandle,
+    config: RelayConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let publisher = bus.publisher();
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        match relay_once(&store, &bus, &publisher, &config).await {
+            Ok(n) if n >= config.batch as usize => continue,
+            Ok(0) => {
+                tokio::select! {
+                    () = handle.0.notified() => {}
+                    () = tokio::time::sleep(config.idle_poll) => {}
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(code = e.code(), error = %e, "outbox relay failed; backing off");
+                tokio::select! {
+                    () = tokio::time::sleep(config.error_backoff) => {}
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// One claim → publish → mark round; returns how many rows were claimed.
+pub async fn relay_once(
+    store: &Store,
+    bus: &Bus,
+    publisher: &bus::Publisher,
+    config: &RelayConfig,
+) -> Result<usize> {
+    let rows = store.claim_outbox(config.batch, config.lease).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(queue) = queue_of(&row.kind) else {
+            // Written by a newer version: leave it claimed; its lease ends and a relay that
+            // knows the kind publishes it.
+            warn!(
+                outbox_id = row.id,
+                "outbox row of unknown kind left for another relay"
+            );
+            continue;
+        };
+        let body = serde_json::to_vec(&row.payload).unwrap_or_default();
+        messages.push(
+            Outgoing::to_queue(bus.topology().queue(queue), body)
+                .message_id(format!("outbox-{}", row.id))
+                .content_type("application/json"),
+        );
+        ids.push(row.id);
+    }
+    if let Err(e) = publisher.publish_batch(&messages).await {
+        // Best effort: if this fails too, the lease expires and the rows are claimed again.
+        let _ = store.release_outbox(&ids).await;
+        return Err(e.into());
+    }
+    store.mark_outbox_sent(&ids).await?;
+    debug!(rows = ids.len(), "outbox rows published");
+    Ok(rows.len())
+}
