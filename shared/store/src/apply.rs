@@ -394,6 +394,8 @@ impl Store {
                 );
                 qb.build().execute(&mut *tx).await?;
             }
+            // Key order, like the patient locks, so two batches meet on unique keys in one order.
+            new_identifiers.sort();
             for chunk in new_identifiers.chunks(CHUNK) {
                 let mut qb = QueryBuilder::new(
                     "INSERT INTO patient_identifiers (issuer_id, system, value, patient_id) ",
@@ -406,7 +408,10 @@ impl Store {
                     .await
                     .map_err(|e| Error::from(e).lost_race())?;
             }
-            let dirty_doses: Vec<&Dose> = doses.values().filter(|s| s.dirty).map(|s| &s.dose).collect();
+            let mut dirty_doses: Vec<(&DoseKey, &Dose)> =
+                doses.iter().filter(|(_, s)| s.dirty).map(|(k, s)| (k, &s.dose)).collect();
+            dirty_doses.sort_by(|a, b| a.0.cmp(b.0));
+            let dirty_doses: Vec<&Dose> = dirty_doses.into_iter().map(|(_, d)| d).collect();
             for chunk in dirty_doses.chunks(CHUNK) {
                 let mut qb = QueryBuilder::new(format!("INSERT INTO doses ({DOSE_COLUMNS}) "));
                 qb.push_values(chunk, |mut b, d| {
