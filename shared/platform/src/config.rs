@@ -164,6 +164,27 @@ pub struct DeliveryConfig {
     /// loopback addresses, which are refused otherwise.
     #[serde(deserialize_with = "de_string_list")]
     pub outbound_allowlist: Vec<String>,
+    /// SMS sender (`From`): an E.164 number or a messaging-service id; the delivery service
+    /// refuses to start SMS without it.
+    pub sms_from: Option<String>,
+    /// Region (ISO 3166 alpha-2) for phone numbers typed without `+country`. Default `US`.
+    pub phone_default_region: Option<String>,
+    /// Timeout of one outbound request (wallet push, SMS), milliseconds. Default 10000.
+    pub request_timeout_ms: Option<u64>,
+    /// Wallet push retry delays in milliseconds (±20 % jitter each); empty means the default
+    /// `30000, 120000, 600000, 1800000, 3600000, 7200000, 14400000, 28800000, 28800000` (~16 h).
+    #[serde(deserialize_with = "de_u64_list")]
+    pub wallet_retry_delays_ms: Vec<u64>,
+    /// SMS retry delays in milliseconds; empty means `10000, 30000, 60000, 300000, 600000`.
+    #[serde(deserialize_with = "de_u64_list")]
+    pub sms_retry_delays_ms: Vec<u64>,
+    /// Wrong passcodes a SMART Health Link takes over its life before it is disabled. Default 10.
+    pub shl_max_passcode_failures: Option<u32>,
+    /// Lifetime of a new SMART Health Link in days (its `exp`). Default 365.
+    pub shl_link_ttl_days: Option<u32>,
+    /// HMAC key for SHL file `location` tokens (≥ 32 chars). Unset: a random key per process,
+    /// so locations minted by one replica fail on another — set it when running several.
+    pub shl_location_secret: Option<SecretString>,
 }
 
 /// `[launch]`: SMART-on-FHIR launch app.

@@ -13,6 +13,7 @@
 //! - `keys`: issuers, sources, signing keys, CRLs.
 //! - `shl`: SMART Health Links and their passcode failure counter.
 //! - `deliveries`: delivery jobs and attempts.
+//! - `wallets`: patients' wallet push endpoints.
 //! - `admin`: review cases, staff, API tokens, audit.
 //! - `types`: the record types; `error`: [`Error`].
 
@@ -27,6 +28,7 @@ mod keys;
 mod outbox;
 mod shl;
 mod types;
+mod wallets;
 
 pub use db::{BackendKind, Store, StoreOptions, SQLITE_FILE};
 pub use error::{Error, Result};

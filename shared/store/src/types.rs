@@ -1064,3 +1064,52 @@ pub struct NewAuditEntry {
     /// Ids and codes only.
     pub details: serde_json::Value,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Wallet endpoints
+
+/// Input for [`crate::Store::create_wallet_endpoint`].
+#[derive(Clone)]
+pub struct NewWalletEndpoint {
+    /// Patient whose cards are pushed.
+    pub patient_id: String,
+    /// Target URL (vetted by the caller: https, no private addresses unless allow-listed).
+    pub url: String,
+    /// Standard Webhooks signing secret (`whsec_…`), secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for NewWalletEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewWalletEndpoint")
+            .field("patient_id", &self.patient_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A wallet endpoint row. `Debug` omits the URL (it may identify the patient) and the secret.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WalletEndpoint {
+    /// Internal id (`wal_…`).
+    pub id: String,
+    /// Patient.
+    pub patient_id: String,
+    /// Target URL.
+    pub url: String,
+    /// Signing secret (`whsec_…`).
+    pub secret: String,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+    /// When disabled (no more pushes).
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for WalletEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletEndpoint")
+            .field("id", &self.id)
+            .field("patient_id", &self.patient_id)
+            .field("disabled_at", &self.disabled_at)
+            .finish_non_exhaustive()
+    }
+}

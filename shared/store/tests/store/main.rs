@@ -21,3 +21,4 @@ mod keys;
 mod misc;
 mod outbox;
 mod shl;
+mod wallets;
