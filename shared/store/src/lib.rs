@@ -14,6 +14,7 @@
 //! - `shl`: SMART Health Links and their passcode failure counter.
 //! - `deliveries`: delivery jobs and attempts.
 //! - `wallets`: patients' wallet push endpoints.
+//! - `launch_sessions`: the clinician launch app's server-side sessions.
 //! - `admin`: review cases, staff, API tokens, audit.
 //! - `types`: the record types; `error`: [`Error`].
 
@@ -25,6 +26,7 @@ mod deliveries;
 mod error;
 mod events;
 mod keys;
+mod launch_sessions;
 mod outbox;
 mod shl;
 mod types;
@@ -32,4 +34,5 @@ mod wallets;
 
 pub use db::{BackendKind, Store, StoreOptions, SQLITE_FILE};
 pub use error::{Error, Result};
+pub use launch_sessions::LaunchSession;
 pub use types::*;

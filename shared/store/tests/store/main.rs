@@ -18,6 +18,7 @@ mod connect;
 mod credentials;
 mod events;
 mod keys;
+mod launch_sessions;
 mod misc;
 mod outbox;
 mod shl;
