@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// Name written to `signing_keys.key_store` for keys of the file store.
 pub const FILE_STORE: &str = "file";
-const ACTIVE_FILE: &str = "active";
+pub(crate) const ACTIVE_FILE: &str = "active";
 const RID_SECRET_FILE: &str = "rid-secret";
 
 /// Where the worker gets its signer and the JWKS its keys.
@@ -98,6 +98,38 @@ impl FileKeyStore {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Re-reads `issuer`'s keys from disk (generating the first one for an issuer added at run
+    /// time), registers public keys not yet in `signing_keys`, and swaps the in-memory set, so
+    /// rotation and retirement (`crate::keys`) take effect without a restart.
+    pub async fn reload_issuer(&self, store: &Store, issuer: &Issuer) -> Result<()> {
+        let keys = load_or_generate(&self.dir.join(&issuer.slug))?;
+        for jwk in &keys.public {
+            if store.get_signing_key(&issuer.id, &jwk.kid).await?.is_none() {
+                let public_jwk = serde_json::to_value(jwk)
+                    .map_err(|_| Error::KeyStore("public key does not serialize"))?;
+                store
+                    .add_signing_key(&NewSigningKey {
+                        issuer_id: issuer.id.clone(),
+                        kid: jwk.kid.clone(),
+                        public_jwk,
+                        key_store: FILE_STORE.to_owned(),
+                        private_key_encrypted: None,
+                    })
+                    .await?;
+                if jwk.kid != keys.active.kid() {
+                    store
+                        .set_signing_key_status(&issuer.id, &jwk.kid, KeyStatus::Retired)
+                        .await?;
+                }
+            }
+        }
+        self.issuers
+            .write()
+            .map_err(|_| Error::KeyStore("key cache poisoned"))?
+            .insert(issuer.id.clone(), keys);
+        Ok(())
     }
 
     /// The secret `rid`s are derived with (`shc::rid::derive`), generated on first use into
@@ -217,7 +249,7 @@ fn load_or_generate(dir: &Path) -> Result<IssuerKeys> {
 
 /// Writes `bytes` to `path` with mode 0600 through a temporary file and a rename, so a crash
 /// never leaves a half-written key.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
