@@ -57,6 +57,11 @@ impl RelayHandle {
     pub fn wake(&self) {
         self.0.notify_one();
     }
+
+    /// The underlying notifier, for writers that do not depend on this crate (ingest).
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.0.clone()
+    }
 }
 
 /// The queue (short name) an outbox kind is published to.
