@@ -77,9 +77,15 @@ mod tests {
         assert_eq!(s.next_delay(0), None);
         for _ in 0..200 {
             let d = s.next_delay(1).unwrap();
-            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
+                "{d:?}"
+            );
             let d = s.next_delay(2).unwrap();
-            assert!(d >= Duration::from_secs(80) && d <= Duration::from_secs(120), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(80) && d <= Duration::from_secs(120),
+                "{d:?}"
+            );
         }
         assert_eq!(s.next_delay(3), None);
     }

@@ -21,7 +21,7 @@
 //! - [`webhook`]: Standard Webhooks signing and verification.
 //! - [`outbound`]: the SSRF guard and the guarded HTTP client, with an injectable resolver.
 //! - [`backoff`]: retry schedules with jitter.
-//! - [`error`]: [`DeliveryError`].
+//! - [`error`]: the error type, [`DeliveryError`].
 
 pub mod backoff;
 pub mod error;

@@ -135,13 +135,19 @@ pub async fn create_link(
 pub fn viewer_link_for(state: &DeliveryState, link: &ShlLink) -> Result<String> {
     let s = &state.inner;
     let key = ShlKey::from_base64url(&link.key)?;
-    let mut b = ShlPayload::builder(format!("{}/shl/{}", s.settings.public_base_url, link.id), key)
-        .passcode(link.flags.contains('P'))
-        .direct_file(link.flags.contains('U'));
+    let mut b = ShlPayload::builder(
+        format!("{}/shl/{}", s.settings.public_base_url, link.id),
+        key,
+    )
+    .passcode(link.flags.contains('P'))
+    .direct_file(link.flags.contains('U'));
     if let Some(label) = &link.label {
         b = b.label(label.clone());
     }
-    if let Some(exp) = link.expires_at.and_then(|t| u64::try_from(t.timestamp()).ok()) {
+    if let Some(exp) = link
+        .expires_at
+        .and_then(|t| u64::try_from(t.timestamp()).ok())
+    {
         b = b.exp(exp);
     }
     Ok(b.build()?
@@ -167,7 +173,12 @@ async fn current_credential(state: &DeliveryState, link: &ShlLink) -> Result<Opt
     match cred.status {
         CredentialStatus::Active => Ok(Some(cred)),
         CredentialStatus::Superseded => Ok(store
-            .active_credential(&cred.patient_id, &cred.issuer_id, &cred.disease, cred.format)
+            .active_credential(
+                &cred.patient_id,
+                &cred.issuer_id,
+                &cred.disease,
+                cred.format,
+            )
             .await?),
         _ => Ok(None),
     }
@@ -300,7 +311,12 @@ pub async fn direct_file(state: &DeliveryState, link_id: &str) -> Result<Option<
 }
 
 fn mac(state: &DeliveryState, message: &str) -> Vec<u8> {
-    let secret = state.inner.settings.location_secret.expose_secret().as_bytes();
+    let secret = state
+        .inner
+        .settings
+        .location_secret
+        .expose_secret()
+        .as_bytes();
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
         return Vec::new();
     };
@@ -337,7 +353,12 @@ fn check_location_token(state: &DeliveryState, token: &str, now: i64) -> Option<
         return None;
     }
     let given = URL_SAFE_NO_PAD.decode(sig).ok()?;
-    let secret = state.inner.settings.location_secret.expose_secret().as_bytes();
+    let secret = state
+        .inner
+        .settings
+        .location_secret
+        .expose_secret()
+        .as_bytes();
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
     mac.update(format!("{link_id}.{exp}").as_bytes());
     mac.verify_slice(&given).ok()?;
@@ -357,7 +378,10 @@ mod tests {
         let url = location_url(&state, "abc");
         let token = url.rsplit('/').next().unwrap();
         let now = Utc::now().timestamp();
-        assert_eq!(check_location_token(&state, token, now).as_deref(), Some("abc"));
+        assert_eq!(
+            check_location_token(&state, token, now).as_deref(),
+            Some("abc")
+        );
         assert_eq!(check_location_token(&state, token, now + 3601), None);
         let tampered = token.replacen("abc", "abd", 1);
         assert_eq!(check_location_token(&state, &tampered, now), None);

@@ -61,7 +61,9 @@ async fn run_sms(state: &DeliveryState, mut job: Delivery, to: &E164, text: &str
         else {
             return Ok(());
         };
-        let Some(next) = updated.next_attempt_at.filter(|_| !crate::worker::is_settled(&updated))
+        let Some(next) = updated
+            .next_attempt_at
+            .filter(|_| !crate::worker::is_settled(&updated))
         else {
             return Ok(());
         };

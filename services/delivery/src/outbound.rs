@@ -280,7 +280,9 @@ impl OutboundClient {
 
     /// Checks a URL without sending anything: scheme, host, and every address it resolves to.
     pub async fn vet(&self, url: &Url) -> Result<()> {
-        let host = url.host().ok_or(DeliveryError::UrlRefused { reason: "no host" })?;
+        let host = url
+            .host()
+            .ok_or(DeliveryError::UrlRefused { reason: "no host" })?;
         let port = url
             .port_or_known_default()
             .ok_or(DeliveryError::UrlRefused { reason: "no port" })?;
@@ -289,10 +291,16 @@ impl OutboundClient {
         match url.scheme() {
             "https" => {}
             "http" if allowed => {}
-            _ => return Err(DeliveryError::UrlRefused { reason: "scheme must be https" }),
+            _ => {
+                return Err(DeliveryError::UrlRefused {
+                    reason: "scheme must be https",
+                })
+            }
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(DeliveryError::UrlRefused { reason: "credentials in URL" });
+            return Err(DeliveryError::UrlRefused {
+                reason: "credentials in URL",
+            });
         }
         if allowed {
             return Ok(());
@@ -337,12 +345,16 @@ impl OutboundClient {
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or(DeliveryError::Redirect { reason: "no location" })?;
-            url = url
-                .join(location)
-                .map_err(|_| DeliveryError::Redirect { reason: "bad location" })?;
+                .ok_or(DeliveryError::Redirect {
+                    reason: "no location",
+                })?;
+            url = url.join(location).map_err(|_| DeliveryError::Redirect {
+                reason: "bad location",
+            })?;
         }
-        Err(DeliveryError::Redirect { reason: "too many redirects" })
+        Err(DeliveryError::Redirect {
+            reason: "too many redirects",
+        })
     }
 }
 
@@ -369,13 +381,32 @@ mod tests {
     #[test]
     fn forbidden_ranges() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fd00::1",
-            "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip} must be refused");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip} must be allowed");
         }
     }

@@ -40,7 +40,10 @@ pub fn configure(state: DeliveryState) -> impl Fn(&mut web::ServiceConfig) + Clo
             .route("/shl/files/{token}", web::get().to(file))
             .route("/shl/{id}", web::post().to(manifest))
             .route("/shl/{id}", web::get().to(direct))
-            .route("/shl/{id}", web::method(actix_web::http::Method::OPTIONS).to(preflight))
+            .route(
+                "/shl/{id}",
+                web::method(actix_web::http::Method::OPTIONS).to(preflight),
+            )
             .route("/credentials/{id}/shl", web::post().to(create_link))
             .route("/credentials/{id}/deliveries", web::get().to(deliveries))
             .route("/patients/{id}/wallets", web::post().to(register_wallet));
@@ -52,7 +55,9 @@ fn problem(e: DeliveryError) -> Problem {
         DeliveryError::BadPhone { reason } => {
             Problem::bad_request("phone-invalid", format!("phone number rejected: {reason}"))
         }
-        DeliveryError::UrlRefused { .. } | DeliveryError::AddressRefused | DeliveryError::Resolve => {
+        DeliveryError::UrlRefused { .. }
+        | DeliveryError::AddressRefused
+        | DeliveryError::Resolve => {
             Problem::bad_request(e.code(), "the URL is not an allowed public https endpoint")
         }
         DeliveryError::SmsDisabled => Problem::bad_request("sms-disabled", "SMS is not configured"),
@@ -96,12 +101,16 @@ async fn manifest(
             "body must be JSON with a recipient",
         ));
     };
-    match links::manifest(&state, &path, &request).await.map_err(problem)? {
+    match links::manifest(&state, &path, &request)
+        .await
+        .map_err(problem)?
+    {
         ManifestAnswer::Ok(m) => Ok(shl_headers(HttpResponse::Ok()).json(m)),
-        ManifestAnswer::WrongPasscode { remaining } => Ok(shl_headers(HttpResponse::Unauthorized())
-            .json(shl::PasscodeErrorBody {
+        ManifestAnswer::WrongPasscode { remaining } => Ok(
+            shl_headers(HttpResponse::Unauthorized()).json(shl::PasscodeErrorBody {
                 remaining_attempts: remaining,
-            })),
+            }),
+        ),
         ManifestAnswer::NotFound => Ok(not_found()),
     }
 }
@@ -128,20 +137,24 @@ async fn direct(
             "the recipient query parameter is required",
         ));
     }
-    Ok(match links::direct_file(&state, &path).await.map_err(problem)? {
-        Some(jwe) => jose(&jwe),
-        None => not_found(),
-    })
+    Ok(
+        match links::direct_file(&state, &path).await.map_err(problem)? {
+            Some(jwe) => jose(&jwe),
+            None => not_found(),
+        },
+    )
 }
 
 async fn file(
     state: web::Data<DeliveryState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    Ok(match links::file_by_token(&state, &path).await.map_err(problem)? {
-        Some(jwe) => jose(&jwe),
-        None => not_found(),
-    })
+    Ok(
+        match links::file_by_token(&state, &path).await.map_err(problem)? {
+            Some(jwe) => jose(&jwe),
+            None => not_found(),
+        },
+    )
 }
 
 /// Checks `Authorization: Bearer <admin token>` (comparing SHA-256 digests, so the time taken

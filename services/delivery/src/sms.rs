@@ -42,19 +42,17 @@ impl E164 {
             .map_err(|_| DeliveryError::BadPhone {
                 reason: "unknown default region",
             })?;
-        let number = phonenumber::parse(Some(region), text).map_err(|_| DeliveryError::BadPhone {
-            reason: "not a phone number",
-        })?;
+        let number =
+            phonenumber::parse(Some(region), text).map_err(|_| DeliveryError::BadPhone {
+                reason: "not a phone number",
+            })?;
         if !phonenumber::is_valid(&number) {
             return Err(DeliveryError::BadPhone {
                 reason: "not a valid number for its region",
             });
         }
         Ok(Self(
-            number
-                .format()
-                .mode(phonenumber::Mode::E164)
-                .to_string(),
+            number.format().mode(phonenumber::Mode::E164).to_string(),
         ))
     }
 
@@ -167,9 +165,18 @@ mod tests {
 
     #[test]
     fn normalizes_to_e164() {
-        assert_eq!(E164::parse("(201) 555-0123", "US").unwrap().as_str(), "+12015550123");
-        assert_eq!(E164::parse("+44 20 7946 0958", "US").unwrap().as_str(), "+442079460958");
-        assert_eq!(E164::parse("020 7946 0958", "gb").unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            E164::parse("(201) 555-0123", "US").unwrap().as_str(),
+            "+12015550123"
+        );
+        assert_eq!(
+            E164::parse("+44 20 7946 0958", "US").unwrap().as_str(),
+            "+442079460958"
+        );
+        assert_eq!(
+            E164::parse("020 7946 0958", "gb").unwrap().as_str(),
+            "+442079460958"
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ const STYLE: &str = include_str!("../static/viewer.css");
 /// qrcode-generator 2.0.4 by Kazuhiko Arase (MIT), unmodified; licence header inside.
 const QRCODE: &str = include_str!("../static/vendor/qrcode.js");
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
      connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn secured(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {

@@ -55,7 +55,9 @@ impl WebhookSecret {
     /// Parses `whsec_<base64>` (the prefix is optional, as the reference libraries accept).
     pub fn parse(text: &str) -> Result<Self, SignatureError> {
         let b64 = text.strip_prefix(SECRET_PREFIX).unwrap_or(text);
-        let key = STANDARD.decode(b64).map_err(|_| SignatureError::BadSecret)?;
+        let key = STANDARD
+            .decode(b64)
+            .map_err(|_| SignatureError::BadSecret)?;
         if key.len() < 24 {
             return Err(SignatureError::BadSecret);
         }
@@ -139,14 +141,28 @@ mod tests {
         let sig = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         secret
-            .verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body, &sig, 1_614_265_331, 300)
+            .verify(
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                body,
+                &sig,
+                1_614_265_331,
+                300,
+            )
             .unwrap();
         assert_eq!(
             secret.verify("msg_other", 1_614_265_330, body, &sig, 1_614_265_331, 300),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body, &sig, 1_614_266_000, 300),
+            secret.verify(
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                body,
+                &sig,
+                1_614_266_000,
+                300
+            ),
             Err(SignatureError::Stale)
         );
     }
@@ -156,6 +172,9 @@ mod tests {
         let s = WebhookSecret::generate();
         assert_eq!(WebhookSecret::parse(&s.to_wire()).unwrap(), s);
         assert!(!format!("{s:?}").contains(&s.to_wire()));
-        assert_eq!(WebhookSecret::parse("whsec_!!"), Err(SignatureError::BadSecret));
+        assert_eq!(
+            WebhookSecret::parse("whsec_!!"),
+            Err(SignatureError::BadSecret)
+        );
     }
 }

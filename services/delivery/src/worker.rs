@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use platform::metrics::DeliveryOutcome;
-use store::{AttemptOutcome, CredentialStatus, DeliverJob, Delivery, DeliveryStatus, NewAuditEntry};
+use store::{
+    AttemptOutcome, CredentialStatus, DeliverJob, Delivery, DeliveryStatus, NewAuditEntry,
+};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -89,9 +91,11 @@ async fn handle_message(state: &DeliveryState, delivery: bus::Delivery) {
             .retry_or_dead_letter(e.code(), "transient failure while queuing deliveries")
             .await
             .map(|_| ()),
-        Err(e) => delivery
-            .dead_letter(e.code(), "permanent failure while queuing deliveries")
-            .await,
+        Err(e) => {
+            delivery
+                .dead_letter(e.code(), "permanent failure while queuing deliveries")
+                .await
+        }
     };
     if let Err(e) = settled {
         tracing::warn!(error.code = e.code(), "settling the message failed");
@@ -181,14 +185,22 @@ async fn push_wallet(state: &DeliveryState, job: &Delivery) -> Result<u16> {
         .unwrap_or_default();
     let endpoint = match store.get_wallet_endpoint(endpoint_id).await? {
         Some(ep) if ep.disabled_at.is_none() => ep,
-        _ => return Err(DeliveryError::UrlRefused { reason: "wallet endpoint gone" }),
+        _ => {
+            return Err(DeliveryError::UrlRefused {
+                reason: "wallet endpoint gone",
+            })
+        }
     };
-    let cred = store
-        .get_credential(&job.credential_id)
-        .await?
-        .ok_or(DeliveryError::UrlRefused { reason: "credential gone" })?;
-    let secret = WebhookSecret::parse(&endpoint.secret)
-        .map_err(|_| DeliveryError::UrlRefused { reason: "bad endpoint secret" })?;
+    let cred =
+        store
+            .get_credential(&job.credential_id)
+            .await?
+            .ok_or(DeliveryError::UrlRefused {
+                reason: "credential gone",
+            })?;
+    let secret = WebhookSecret::parse(&endpoint.secret).map_err(|_| DeliveryError::UrlRefused {
+        reason: "bad endpoint secret",
+    })?;
     let url = Url::parse(&endpoint.url).map_err(|_| DeliveryError::UrlRefused {
         reason: "bad endpoint URL",
     })?;
@@ -202,7 +214,10 @@ async fn push_wallet(state: &DeliveryState, job: &Delivery) -> Result<u16> {
         .send(url, |client, url| {
             client
                 .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/smart-health-card")
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/smart-health-card",
+                )
                 .header(webhook::HEADER_ID, &msg_id)
                 .header(webhook::HEADER_TIMESTAMP, ts.to_string())
                 .header(webhook::HEADER_SIGNATURE, &signature)
@@ -228,13 +243,22 @@ pub(crate) async fn record_attempt(
     result: Result<serde_json::Value>,
     elapsed: Duration,
 ) -> Result<Option<Delivery>> {
-    let attempts_made = usize::try_from(job.attempts).unwrap_or(usize::MAX).saturating_add(1);
+    let attempts_made = usize::try_from(job.attempts)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     let (outcome, metric, mut details) = match result {
-        Ok(details) => (AttemptOutcome::Succeeded, DeliveryOutcome::Delivered, details),
+        Ok(details) => (
+            AttemptOutcome::Succeeded,
+            DeliveryOutcome::Delivered,
+            details,
+        ),
         Err(e) => {
             let code = e.code().to_owned();
             let details = serde_json::json!({ "error_code": code, "retryable": e.is_retryable() });
-            match schedule.next_delay(attempts_made).filter(|_| e.is_retryable()) {
+            match schedule
+                .next_delay(attempts_made)
+                .filter(|_| e.is_retryable())
+            {
                 Some(delay) => (
                     AttemptOutcome::Retry {
                         error_code: code,
@@ -259,7 +283,9 @@ pub(crate) async fn record_attempt(
         obj.insert("outcome".into(), metric.as_str().into());
         obj.insert(
             "elapsed_ms".into(),
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX).into(),
+            u64::try_from(elapsed.as_millis())
+                .unwrap_or(u64::MAX)
+                .into(),
         );
     }
     let store = &state.inner.store;
@@ -279,7 +305,10 @@ pub(crate) async fn record_attempt(
     tracing::info!(
         outcome = metric.as_str(),
         attempt = attempts_made,
-        status = updated.as_ref().map(|d| d.status.as_str()).unwrap_or("settled"),
+        status = updated
+            .as_ref()
+            .map(|d| d.status.as_str())
+            .unwrap_or("settled"),
         "delivery attempt"
     );
     Ok(updated)

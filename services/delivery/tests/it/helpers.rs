@@ -11,8 +11,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use delivery::{DeliverySettings, DeliveryState};
 use store::{
     ApplyEvent, ApplyOutcome, CredentialFormat, CredentialStatus, DoseStatus, Identifier,
-    IncomingEvent, NewCredential, NewDose, NewIssuer, PatientIdentity, Recorded,
-    StoreCredentialOutcome, Store, StoreOptions,
+    IncomingEvent, NewCredential, NewDose, NewIssuer, PatientIdentity, Recorded, Store,
+    StoreCredentialOutcome, StoreOptions,
 };
 
 /// Liveness bound for any wait.
@@ -21,8 +21,15 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub fn conformance() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance"));
-    assert!(dir.is_dir(), "conformance vectors missing at {}", dir.display());
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/conformance"
+    ));
+    assert!(
+        dir.is_dir(),
+        "conformance vectors missing at {}",
+        dir.display()
+    );
     dir
 }
 
@@ -48,7 +55,11 @@ fn unique(kind: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{kind}_{}_{t}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{kind}_{}_{t}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A store on its own PostgreSQL schema (dropped on drop) or a SQLite temp file.
@@ -67,14 +78,24 @@ impl TestDb {
             max_connections: Some(8),
             ..StoreOptions::default()
         };
-        let store = Store::connect_with(Some(&pg_url()), dir.path(), options).await.unwrap();
-        TestDb { store, schema: Some(schema), _dir: dir }
+        let store = Store::connect_with(Some(&pg_url()), dir.path(), options)
+            .await
+            .unwrap();
+        TestDb {
+            store,
+            schema: Some(schema),
+            _dir: dir,
+        }
     }
 
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(None, dir.path()).await.unwrap();
-        TestDb { store, schema: None, _dir: dir }
+        TestDb {
+            store,
+            schema: None,
+            _dir: dir,
+        }
     }
 }
 
@@ -82,7 +103,10 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(schema) = self.schema.take() {
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::PgConnection::connect(&pg_url()).await {
@@ -116,7 +140,11 @@ pub async fn seed(store: &Store) -> Seeded {
         .id;
     let patient_id = new_version(store, &issuer_id, 1).await;
     let credential_id = store_card(store, &issuer_id, &patient_id, 1, &example_jws()).await;
-    Seeded { issuer_id, patient_id, credential_id }
+    Seeded {
+        issuer_id,
+        patient_id,
+        credential_id,
+    }
 }
 
 /// Applies a dose change (version `v`) for the test patient; returns the patient id.
@@ -136,7 +164,10 @@ pub async fn new_version(store: &Store, issuer_id: &str, v: i64) -> String {
         .apply_event(&ApplyEvent {
             event_id,
             issuer_id: issuer_id.to_owned(),
-            identifiers: vec![Identifier { system: "urn:mrn".to_owned(), value: "MRN-1".to_owned() }],
+            identifiers: vec![Identifier {
+                system: "urn:mrn".to_owned(),
+                value: "MRN-1".to_owned(),
+            }],
             identity: Some(PatientIdentity {
                 family: Some("Anyperson".to_owned()),
                 given: vec!["John".to_owned(), "B.".to_owned()],
@@ -160,11 +191,19 @@ pub async fn new_version(store: &Store, issuer_id: &str, v: i64) -> String {
         })
         .await
         .unwrap();
-    let ApplyOutcome::Applied { patient_id, .. } = outcome else { panic!("{outcome:?}") };
+    let ApplyOutcome::Applied { patient_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
     patient_id
 }
 
-pub async fn store_card(store: &Store, issuer_id: &str, patient_id: &str, v: i64, jws: &str) -> String {
+pub async fn store_card(
+    store: &Store,
+    issuer_id: &str,
+    patient_id: &str,
+    v: i64,
+    jws: &str,
+) -> String {
     let r = store
         .store_credential(&NewCredential {
             issuer_id: issuer_id.to_owned(),
@@ -181,7 +220,9 @@ pub async fn store_card(store: &Store, issuer_id: &str, patient_id: &str, v: i64
         })
         .await
         .unwrap();
-    let StoreCredentialOutcome::Stored { credential_id, .. } = r else { panic!("{r:?}") };
+    let StoreCredentialOutcome::Stored { credential_id, .. } = r else {
+        panic!("{r:?}")
+    };
     credential_id
 }
 
@@ -225,7 +266,12 @@ pub async fn spawn_app(store: Store, tweak: impl FnOnce(&mut DeliverySettings)) 
     let handle = server.handle();
     tokio::spawn(server);
     delivery::outbound::ensure_crypto_provider();
-    TestApp { base, state, http: reqwest::Client::new(), _server: handle }
+    TestApp {
+        base,
+        state,
+        http: reqwest::Client::new(),
+        _server: handle,
+    }
 }
 
 /// One request as a receiver saw it.
@@ -239,7 +285,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -254,10 +303,18 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Reply {
-        Reply { status, delay: Duration::ZERO, headers: vec![], body: String::new() }
+        Reply {
+            status,
+            delay: Duration::ZERO,
+            headers: vec![],
+            body: String::new(),
+        }
     }
     pub fn delayed(status: u16, delay: Duration) -> Reply {
-        Reply { delay, ..Reply::status(status) }
+        Reply {
+            delay,
+            ..Reply::status(status)
+        }
     }
 }
 
@@ -293,7 +350,11 @@ async fn record(req: HttpRequest, body: web::Bytes, script: web::Data<Script>) -
             seen.len()
         };
         let replies = script.replies.lock().unwrap();
-        replies.get(seen_n - 1).or(replies.last()).cloned().unwrap_or(Reply::status(200))
+        replies
+            .get(seen_n - 1)
+            .or(replies.last())
+            .cloned()
+            .unwrap_or(Reply::status(200))
     };
     if !reply.delay.is_zero() {
         // The receiver is being slow on purpose (the behaviour under test), not a test wait.
@@ -310,9 +371,14 @@ pub async fn receiver(replies: Vec<Reply>) -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let script = web::Data::new(Script { seen: seen.clone(), replies: Mutex::new(replies) });
+    let script = web::Data::new(Script {
+        seen: seen.clone(),
+        replies: Mutex::new(replies),
+    });
     let server = HttpServer::new(move || {
-        App::new().app_data(script.clone()).default_service(web::to(record))
+        App::new()
+            .app_data(script.clone())
+            .default_service(web::to(record))
     })
     .workers(1)
     .disable_signals()
@@ -321,7 +387,12 @@ pub async fn receiver(replies: Vec<Reply>) -> Receiver {
     .run();
     let handle = server.handle();
     tokio::spawn(server);
-    Receiver { base: format!("http://127.0.0.1:{port}"), port, seen, _server: handle }
+    Receiver {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        seen,
+        _server: handle,
+    }
 }
 
 impl Receiver {
@@ -341,7 +412,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -20,7 +20,10 @@ async fn create(app: &TestApp, credential_id: &str, body: Value) -> ShlLink {
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     let link = ShlLink::parse(created["viewer_link"].as_str().unwrap()).unwrap();
-    assert_eq!(created["shlink"].as_str().unwrap(), link.payload().to_shlink());
+    assert_eq!(
+        created["shlink"].as_str().unwrap(),
+        link.payload().to_shlink()
+    );
     link
 }
 
@@ -30,7 +33,10 @@ async fn manifest(app: &TestApp, url: &str, body: Value) -> reqwest::Response {
 
 fn decrypt_file(link: &ShlLink, jwe: &str) -> Value {
     let file = shl::decrypt(link.payload().key(), jwe).unwrap();
-    assert_eq!(file.content_type.as_deref(), Some("application/smart-health-card"));
+    assert_eq!(
+        file.content_type.as_deref(),
+        Some("application/smart-health-card")
+    );
     serde_json::from_slice(&file.plaintext).unwrap()
 }
 
@@ -39,7 +45,12 @@ async fn manifest_location_and_embedding_follow_the_spec() {
     let db = TestDb::postgres().await;
     let s = seed(&db.store).await;
     let app = spawn_app(db.store.clone(), |_| {}).await;
-    let link = create(&app, &s.credential_id, serde_json::json!({ "passcode": "1234", "label": "Vaccination record" })).await;
+    let link = create(
+        &app,
+        &s.credential_id,
+        serde_json::json!({ "passcode": "1234", "label": "Vaccination record" }),
+    )
+    .await;
     let p = link.payload();
     assert!(p.flags().passcode());
     assert_eq!(p.label(), Some("Vaccination record"));
@@ -49,31 +60,57 @@ async fn manifest_location_and_embedding_follow_the_spec() {
     assert!(p.exp().unwrap() > chrono::Utc::now().timestamp() as u64);
 
     // Without embeddedLengthMax: a location, valid at most one hour.
-    let r = manifest(&app, p.url(), serde_json::json!({ "recipient": "test", "passcode": "1234" })).await;
+    let r = manifest(
+        &app,
+        p.url(),
+        serde_json::json!({ "recipient": "test", "passcode": "1234" }),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
     let m = Manifest::parse(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(m.files.len(), 1);
     let location = m.files[0].location.clone().unwrap();
     assert!(m.files[0].embedded.is_none());
-    let exp: i64 = location.rsplit('/').next().unwrap().split('.').nth(1).unwrap().parse().unwrap();
+    let exp: i64 = location
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(exp <= chrono::Utc::now().timestamp() + 3600);
     let r = app.http.get(&location).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/jose");
     let file = decrypt_file(&link, &r.text().await.unwrap());
-    assert_eq!(file["verifiableCredential"][0].as_str().unwrap(), crate::helpers::example_jws());
+    assert_eq!(
+        file["verifiableCredential"][0].as_str().unwrap(),
+        crate::helpers::example_jws()
+    );
     // A forged location is refused.
     let forged = format!("{}x", &location[..location.len() - 1]);
     assert_eq!(app.http.get(&forged).send().await.unwrap().status(), 404);
 
     // A large embeddedLengthMax embeds; a small one does not.
-    let r = manifest(&app, p.url(), serde_json::json!({ "recipient": "t", "passcode": "1234", "embeddedLengthMax": 100_000 })).await;
+    let r = manifest(
+        &app,
+        p.url(),
+        serde_json::json!({ "recipient": "t", "passcode": "1234", "embeddedLengthMax": 100_000 }),
+    )
+    .await;
     let m = Manifest::parse(&r.bytes().await.unwrap()).unwrap();
     let jwe = m.files[0].embedded.clone().unwrap();
     assert!(jwe.len() <= 100_000);
     decrypt_file(&link, &jwe);
-    let r = manifest(&app, p.url(), serde_json::json!({ "recipient": "t", "passcode": "1234", "embeddedLengthMax": 50 })).await;
+    let r = manifest(
+        &app,
+        p.url(),
+        serde_json::json!({ "recipient": "t", "passcode": "1234", "embeddedLengthMax": 50 }),
+    )
+    .await;
     let m = Manifest::parse(&r.bytes().await.unwrap()).unwrap();
     assert!(m.files[0].embedded.is_none() && m.files[0].location.is_some());
 
@@ -81,10 +118,21 @@ async fn manifest_location_and_embedding_follow_the_spec() {
     let r = manifest(&app, p.url(), serde_json::json!({ "recipient": "t" })).await;
     assert_eq!(r.status(), 401);
     // Unknown link: 404.
-    let r = manifest(&app, &format!("{}/shl/{}", app.base, "A".repeat(43)), serde_json::json!({ "recipient": "t" })).await;
+    let r = manifest(
+        &app,
+        &format!("{}/shl/{}", app.base, "A".repeat(43)),
+        serde_json::json!({ "recipient": "t" }),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     // Malformed body: 400.
-    let r = app.http.post(p.url()).body("not json").send().await.unwrap();
+    let r = app
+        .http
+        .post(p.url())
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 }
 
@@ -93,7 +141,12 @@ async fn fifty_parallel_wrong_passcodes_spend_exactly_the_budget() {
     let db = TestDb::postgres().await;
     let s = seed(&db.store).await;
     let app = spawn_app(db.store.clone(), |s| s.shl_max_failures = 10).await;
-    let link = create(&app, &s.credential_id, serde_json::json!({ "passcode": "right-one" })).await;
+    let link = create(
+        &app,
+        &s.credential_id,
+        serde_json::json!({ "passcode": "right-one" }),
+    )
+    .await;
     let url = link.payload().url().to_owned();
 
     let mut tasks = Vec::new();
@@ -121,13 +174,27 @@ async fn fifty_parallel_wrong_passcodes_spend_exactly_the_budget() {
         }
     }
     remaining.sort_unstable();
-    assert_eq!(remaining, (0..10).collect::<Vec<u64>>(), "exactly 10 counted failures, 9..0 left");
+    assert_eq!(
+        remaining,
+        (0..10).collect::<Vec<u64>>(),
+        "exactly 10 counted failures, 9..0 left"
+    );
     assert_eq!(refused, 40);
 
     // Disabled for good, even with the right passcode.
-    let r = manifest(&app, &url, serde_json::json!({ "recipient": "owner", "passcode": "right-one" })).await;
+    let r = manifest(
+        &app,
+        &url,
+        serde_json::json!({ "recipient": "owner", "passcode": "right-one" }),
+    )
+    .await;
     assert_eq!(r.status(), 404);
-    let row = db.store.get_shl_link(url.rsplit('/').next().unwrap()).await.unwrap().unwrap();
+    let row = db
+        .store
+        .get_shl_link(url.rsplit('/').next().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((row.failures, row.active), (10, false));
 }
 
@@ -136,19 +203,50 @@ async fn remaining_attempts_decrease_one_by_one() {
     let db = TestDb::sqlite().await;
     let s = seed(&db.store).await;
     let app = spawn_app(db.store.clone(), |s| s.shl_max_failures = 3).await;
-    let link = create(&app, &s.credential_id, serde_json::json!({ "passcode": "ok" })).await;
+    let link = create(
+        &app,
+        &s.credential_id,
+        serde_json::json!({ "passcode": "ok" }),
+    )
+    .await;
     let url = link.payload().url();
     for left in [2, 1] {
-        let r = manifest(&app, url, serde_json::json!({ "recipient": "t", "passcode": "no" })).await;
+        let r = manifest(
+            &app,
+            url,
+            serde_json::json!({ "recipient": "t", "passcode": "no" }),
+        )
+        .await;
         assert_eq!(r.status(), 401);
-        assert_eq!(r.json::<Value>().await.unwrap(), serde_json::json!({ "remainingAttempts": left }));
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            serde_json::json!({ "remainingAttempts": left })
+        );
     }
     // The right passcode still works (the count is not reset).
-    let r = manifest(&app, url, serde_json::json!({ "recipient": "t", "passcode": "ok" })).await;
+    let r = manifest(
+        &app,
+        url,
+        serde_json::json!({ "recipient": "t", "passcode": "ok" }),
+    )
+    .await;
     assert_eq!(r.status(), 200);
-    let r = manifest(&app, url, serde_json::json!({ "recipient": "t", "passcode": "no" })).await;
-    assert_eq!(r.json::<Value>().await.unwrap(), serde_json::json!({ "remainingAttempts": 0 }));
-    let r = manifest(&app, url, serde_json::json!({ "recipient": "t", "passcode": "ok" })).await;
+    let r = manifest(
+        &app,
+        url,
+        serde_json::json!({ "recipient": "t", "passcode": "no" }),
+    )
+    .await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        serde_json::json!({ "remainingAttempts": 0 })
+    );
+    let r = manifest(
+        &app,
+        url,
+        serde_json::json!({ "recipient": "t", "passcode": "ok" }),
+    )
+    .await;
     assert_eq!(r.status(), 404);
 }
 
@@ -173,7 +271,12 @@ async fn expired_and_deactivated_links_answer_404() {
         })
         .await
         .unwrap();
-    let r = manifest(&app, &format!("{}/shl/{id}", app.base), serde_json::json!({ "recipient": "t" })).await;
+    let r = manifest(
+        &app,
+        &format!("{}/shl/{id}", app.base),
+        serde_json::json!({ "recipient": "t" }),
+    )
+    .await;
     assert_eq!(r.status(), 404);
 
     let link = create(&app, &s.credential_id, serde_json::json!({})).await;
@@ -181,7 +284,10 @@ async fn expired_and_deactivated_links_answer_404() {
     assert!(link.payload().flags().is_empty());
     let r = manifest(&app, url, serde_json::json!({ "recipient": "t" })).await;
     assert_eq!(r.status(), 200, "no passcode needed without flag P");
-    db.store.deactivate_shl_link(url.rsplit('/').next().unwrap()).await.unwrap();
+    db.store
+        .deactivate_shl_link(url.rsplit('/').next().unwrap())
+        .await
+        .unwrap();
     let r = manifest(&app, url, serde_json::json!({ "recipient": "t" })).await;
     assert_eq!(r.status(), 404);
 }
@@ -191,14 +297,28 @@ async fn u_flag_links_serve_the_file_directly() {
     let db = TestDb::sqlite().await;
     let s = seed(&db.store).await;
     let app = spawn_app(db.store.clone(), |_| {}).await;
-    let link = create(&app, &s.credential_id, serde_json::json!({ "direct_file": true })).await;
+    let link = create(
+        &app,
+        &s.credential_id,
+        serde_json::json!({ "direct_file": true }),
+    )
+    .await;
     let p = link.payload();
     assert!(p.flags().direct_file());
-    let r = app.http.get(format!("{}?recipient=Example%20Verifier", p.url())).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}?recipient=Example%20Verifier", p.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/jose");
     decrypt_file(&link, &r.text().await.unwrap());
-    assert_eq!(app.http.get(p.url()).send().await.unwrap().status(), 400, "recipient is required");
+    assert_eq!(
+        app.http.get(p.url()).send().await.unwrap().status(),
+        400,
+        "recipient is required"
+    );
     let r = manifest(&app, p.url(), serde_json::json!({ "recipient": "t" })).await;
     assert_eq!(r.status(), 404, "a U link has no manifest");
 
@@ -221,15 +341,47 @@ async fn superseded_card_is_re_encrypted_with_the_same_key() {
     let app = spawn_app(db.store.clone(), |_| {}).await;
     let link = create(&app, &s.credential_id, serde_json::json!({})).await;
     let body = serde_json::json!({ "recipient": "t", "embeddedLengthMax": 1_000_000 });
-    let m1 = Manifest::parse(&manifest(&app, link.payload().url(), body.clone()).await.bytes().await.unwrap()).unwrap();
+    let m1 = Manifest::parse(
+        &manifest(&app, link.payload().url(), body.clone())
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let jwe1 = m1.files[0].embedded.clone().unwrap();
-    let m1b = Manifest::parse(&manifest(&app, link.payload().url(), body.clone()).await.bytes().await.unwrap()).unwrap();
-    assert_eq!(m1b.files[0].embedded.as_ref(), Some(&jwe1), "encrypted once per credential");
+    let m1b = Manifest::parse(
+        &manifest(&app, link.payload().url(), body.clone())
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        m1b.files[0].embedded.as_ref(),
+        Some(&jwe1),
+        "encrypted once per credential"
+    );
 
     new_version(&db.store, &s.issuer_id, 2).await;
-    store_card(&db.store, &s.issuer_id, &s.patient_id, 2, "header.newer-card.sig").await;
+    store_card(
+        &db.store,
+        &s.issuer_id,
+        &s.patient_id,
+        2,
+        "header.newer-card.sig",
+    )
+    .await;
 
-    let m2 = Manifest::parse(&manifest(&app, link.payload().url(), body).await.bytes().await.unwrap()).unwrap();
+    let m2 = Manifest::parse(
+        &manifest(&app, link.payload().url(), body)
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let jwe2 = m2.files[0].embedded.clone().unwrap();
     assert_ne!(jwe1, jwe2);
     let iv = |j: &str| j.split('.').nth(2).unwrap().to_owned();

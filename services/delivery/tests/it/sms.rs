@@ -33,7 +33,10 @@ fn form(body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn field<'a>(f: &'a [(String, String)], k: &str) -> &'a str {
-    f.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str()).unwrap()
+    f.iter()
+        .find(|(a, _)| a == k)
+        .map(|(_, v)| v.as_str())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +62,8 @@ async fn link_is_sent_by_sms_without_the_passcode_and_retried() {
 
     let job = wait_for("SMS delivered", || async {
         let jobs = db.store.list_deliveries(&s.credential_id).await.unwrap();
-        jobs.into_iter().find(|d| d.channel.starts_with("sms:") && d.status != DeliveryStatus::Pending)
+        jobs.into_iter()
+            .find(|d| d.channel.starts_with("sms:") && d.status != DeliveryStatus::Pending)
     })
     .await;
     assert_eq!((job.status, job.attempts), (DeliveryStatus::Succeeded, 2));
@@ -68,21 +72,33 @@ async fn link_is_sent_by_sms_without_the_passcode_and_retried() {
     assert_eq!(seen.len(), 2);
     for req in &seen {
         assert_eq!(req.path, "/2010-04-01/Accounts/ACtest0001/Messages.json");
-        assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(
+            req.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
         let expected = base64::engine::general_purpose::STANDARD.encode("ACtest0001:gateway-token");
-        assert_eq!(req.header("authorization"), Some(format!("Basic {expected}").as_str()));
+        assert_eq!(
+            req.header("authorization"),
+            Some(format!("Basic {expected}").as_str())
+        );
         let f = form(&req.body);
         assert_eq!(field(&f, "To"), "+12015550123");
         assert_eq!(field(&f, "From"), "+15005550006");
         let body = field(&f, "Body");
         assert_eq!(body, format!("Your vaccination record: {viewer_link}"));
-        assert!(!body.contains("7341"), "the passcode never travels with the link");
+        assert!(
+            !body.contains("7341"),
+            "the passcode never travels with the link"
+        );
     }
 
     // The gateway's message id and status are recorded with the attempt.
     let r: Value = app
         .http
-        .get(format!("{}/credentials/{}/deliveries", app.base, s.credential_id))
+        .get(format!(
+            "{}/credentials/{}/deliveries",
+            app.base, s.credential_id
+        ))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -90,12 +106,20 @@ async fn link_is_sent_by_sms_without_the_passcode_and_retried() {
         .json()
         .await
         .unwrap();
-    let sms = r["deliveries"].as_array().unwrap().iter().find(|d| d["channel"].as_str().unwrap().starts_with("sms:")).unwrap();
+    let sms = r["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"].as_str().unwrap().starts_with("sms:"))
+        .unwrap();
     let log = sms["attempt_log"].as_array().unwrap();
     assert_eq!(log[0]["details"]["error_code"], "peer-5xx");
     assert_eq!(log[1]["details"]["gateway_sid"], "SM0123456789abcdef");
     assert_eq!(log[1]["details"]["gateway_status"], "queued");
-    assert!(!r.to_string().contains("555"), "no phone number in delivery records");
+    assert!(
+        !r.to_string().contains("555"),
+        "no phone number in delivery records"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,5 +143,10 @@ async fn bad_numbers_are_rejected_with_a_reason_and_nothing_is_sent() {
         assert!(!body.to_string().contains(bad), "the number is not echoed");
     }
     assert!(gateway.seen().is_empty());
-    assert!(db.store.list_shl_links_for_credential(&s.credential_id).await.unwrap().is_empty());
+    assert!(db
+        .store
+        .list_shl_links_for_credential(&s.credential_id)
+        .await
+        .unwrap()
+        .is_empty());
 }

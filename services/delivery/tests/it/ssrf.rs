@@ -13,11 +13,19 @@ use url::Url;
 use crate::helpers::{receiver, seed, spawn_app, Reply, TestDb, ADMIN_TOKEN};
 
 fn client(resolver: StaticResolver, allow: &[String]) -> OutboundClient {
-    OutboundClient::new(Arc::new(resolver), Allowlist::new(allow), Duration::from_secs(2)).unwrap()
+    OutboundClient::new(
+        Arc::new(resolver),
+        Allowlist::new(allow),
+        Duration::from_secs(2),
+    )
+    .unwrap()
 }
 
 async fn post(c: &OutboundClient, url: &str) -> Result<reqwest::Response, DeliveryError> {
-    c.send(Url::parse(url).unwrap(), |client, url| client.post(url).body("{}")).await
+    c.send(Url::parse(url).unwrap(), |client, url| {
+        client.post(url).body("{}")
+    })
+    .await
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -34,18 +42,36 @@ async fn metadata_and_loopback_are_refused_before_sending() {
         .with("v6.example", &[ip("fe80::1")]);
     let c = client(resolver, &[]);
 
-    let e = post(&c, "http://169.254.169.254/latest/meta-data/").await.unwrap_err();
+    let e = post(&c, "http://169.254.169.254/latest/meta-data/")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "outbound-url-refused", "plain http is refused");
-    let e = post(&c, "https://169.254.169.254/latest/meta-data/").await.unwrap_err();
+    let e = post(&c, "https://169.254.169.254/latest/meta-data/")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "outbound-address-refused");
-    let e = post(&c, "https://metadata.example/latest/meta-data/").await.unwrap_err();
+    let e = post(&c, "https://metadata.example/latest/meta-data/")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "outbound-address-refused");
-    let e = post(&c, &format!("http://127.0.0.1:{}/", target.port)).await.unwrap_err();
-    assert_eq!(e.code(), "outbound-url-refused", "127.0.0.1 is not allow-listed here");
-    let e = post(&c, &format!("https://loopback.example:{}/", target.port)).await.unwrap_err();
+    let e = post(&c, &format!("http://127.0.0.1:{}/", target.port))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        "outbound-url-refused",
+        "127.0.0.1 is not allow-listed here"
+    );
+    let e = post(&c, &format!("https://loopback.example:{}/", target.port))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "outbound-address-refused");
     let e = post(&c, "https://mixed.example/").await.unwrap_err();
-    assert_eq!(e.code(), "outbound-address-refused", "one internal address is enough to refuse");
+    assert_eq!(
+        e.code(),
+        "outbound-address-refused",
+        "one internal address is enough to refuse"
+    );
     let e = post(&c, "https://v6.example/").await.unwrap_err();
     assert_eq!(e.code(), "outbound-address-refused");
     let e = post(&c, "https://[::1]/").await.unwrap_err();
@@ -54,16 +80,25 @@ async fn metadata_and_loopback_are_refused_before_sending() {
     assert_eq!(e.code(), "outbound-resolve-failed");
     assert!(!e.is_retryable() || e.code() == "outbound-resolve-failed");
 
-    assert!(target.seen().is_empty(), "no refused request may reach the server");
+    assert!(
+        target.seen().is_empty(),
+        "no refused request may reach the server"
+    );
 }
 
 #[tokio::test]
 async fn redirects_to_loopback_are_not_followed() {
     let inner = receiver(vec![Reply::status(200)]).await;
     let mut to_http = Reply::status(307);
-    to_http.headers = vec![("location".into(), format!("http://127.0.0.1:{}/secret", inner.port))];
+    to_http.headers = vec![(
+        "location".into(),
+        format!("http://127.0.0.1:{}/secret", inner.port),
+    )];
     let mut to_name = Reply::status(308);
-    to_name.headers = vec![("location".into(), format!("https://internal.example:{}/", inner.port))];
+    to_name.headers = vec![(
+        "location".into(),
+        format!("https://internal.example:{}/", inner.port),
+    )];
     let outer = receiver(vec![to_http, to_name]).await;
     let resolver = StaticResolver::new().with("internal.example", &[ip("127.0.0.1")]);
     // Only the outer server's port is allow-listed.
@@ -75,7 +110,10 @@ async fn redirects_to_loopback_are_not_followed() {
     assert_eq!(e.code(), "outbound-address-refused");
 
     assert_eq!(outer.seen().len(), 2);
-    assert!(inner.seen().is_empty(), "the redirect target must never be contacted");
+    assert!(
+        inner.seen().is_empty(),
+        "the redirect target must never be contacted"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +134,12 @@ async fn wallet_registration_refuses_internal_urls() {
     let s = seed(&db.store).await;
     // No allowlist: the app runs as in production.
     let app = spawn_app(db.store.clone(), |s| s.outbound_allowlist.clear()).await;
-    for url in ["http://169.254.169.254/", "https://127.0.0.1/hook", "ftp://wallet.example/", "https://[fd00::1]/"] {
+    for url in [
+        "http://169.254.169.254/",
+        "https://127.0.0.1/hook",
+        "ftp://wallet.example/",
+        "https://[fd00::1]/",
+    ] {
         let r = app
             .http
             .post(format!("{}/patients/{}/wallets", app.base, s.patient_id))
@@ -107,7 +150,15 @@ async fn wallet_registration_refuses_internal_urls() {
             .unwrap();
         assert_eq!(r.status(), 400, "{url}");
         let body: serde_json::Value = r.json().await.unwrap();
-        assert!(body["code"].as_str().unwrap().starts_with("outbound-"), "{body}");
+        assert!(
+            body["code"].as_str().unwrap().starts_with("outbound-"),
+            "{body}"
+        );
     }
-    assert!(db.store.list_wallet_endpoints(&s.patient_id).await.unwrap().is_empty());
+    assert!(db
+        .store
+        .list_wallet_endpoints(&s.patient_id)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -23,7 +23,10 @@ async fn register(app: &TestApp, patient_id: &str, url: &str) -> reqwest::Respon
 async fn deliveries(app: &TestApp, credential_id: &str) -> Value {
     let r = app
         .http
-        .get(format!("{}/credentials/{credential_id}/deliveries", app.base))
+        .get(format!(
+            "{}/credentials/{credential_id}/deliveries",
+            app.base
+        ))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -36,7 +39,12 @@ async fn deliveries(app: &TestApp, credential_id: &str) -> Value {
 async fn settle(app: &TestApp, credential_id: &str) -> store::Delivery {
     wait_for("wallet job settled", || async {
         delivery::worker::process_due(&app.state).await.unwrap();
-        let jobs = app.state.store().list_deliveries(credential_id).await.unwrap();
+        let jobs = app
+            .state
+            .store()
+            .list_deliveries(credential_id)
+            .await
+            .unwrap();
         jobs.into_iter().next().filter(delivery::worker::is_settled)
     })
     .await
@@ -65,7 +73,12 @@ async fn push_is_signed_the_standard_webhooks_way() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
-    assert_eq!(delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id).await.unwrap(), 1);
+    assert_eq!(
+        delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id)
+            .await
+            .unwrap(),
+        1
+    );
     let job = settle(&app, &s.credential_id).await;
     assert_eq!(job.status, DeliveryStatus::Succeeded);
     assert_eq!(job.attempts, 1);
@@ -74,7 +87,10 @@ async fn push_is_signed_the_standard_webhooks_way() {
     assert_eq!(seen.len(), 1);
     let req = &seen[0];
     assert_eq!(req.path, "/hook");
-    assert_eq!(req.header("content-type"), Some("application/smart-health-card"));
+    assert_eq!(
+        req.header("content-type"),
+        Some("application/smart-health-card")
+    );
     let id = req.header("webhook-id").unwrap();
     let ts: i64 = req.header("webhook-timestamp").unwrap().parse().unwrap();
     let sig = req.header("webhook-signature").unwrap();
@@ -87,11 +103,17 @@ async fn push_is_signed_the_standard_webhooks_way() {
     assert!(secret.verify(id, ts, &tampered, sig, now, 300).is_err());
     // The body is the .smart-health-card file.
     let file: Value = serde_json::from_slice(&req.body).unwrap();
-    assert_eq!(file["verifiableCredential"][0].as_str().unwrap(), crate::helpers::example_jws());
+    assert_eq!(
+        file["verifiableCredential"][0].as_str().unwrap(),
+        crate::helpers::example_jws()
+    );
 
     let listed = deliveries(&app, &s.credential_id).await;
     assert_eq!(listed["deliveries"][0]["status"], "succeeded");
-    assert_eq!(listed["deliveries"][0]["attempt_log"][0]["details"]["http_status"], 204);
+    assert_eq!(
+        listed["deliveries"][0]["attempt_log"][0]["details"]["http_status"],
+        204
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +129,9 @@ async fn failing_wallet_is_retried_on_schedule_then_succeeds() {
     ])
     .await;
     register(&app, &s.patient_id, &wallet.base).await;
-    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id).await.unwrap();
+    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id)
+        .await
+        .unwrap();
     let job = settle(&app, &s.credential_id).await;
     assert_eq!(job.status, DeliveryStatus::Succeeded);
     assert_eq!(job.attempts, 3);
@@ -117,16 +141,27 @@ async fn failing_wallet_is_retried_on_schedule_then_succeeds() {
     assert_eq!(seen.len(), 3);
     // Retries wait per schedule (300 ms, then 600 ms, ±20 %), measured between requests.
     let gap1 = seen[1].at - seen[0].at;
-    assert!(gap1 >= Duration::from_millis(240), "first retry too early: {gap1:?}");
+    assert!(
+        gap1 >= Duration::from_millis(240),
+        "first retry too early: {gap1:?}"
+    );
     // The second request timed out at 700 ms; the retry comes ≥ 480 ms after that.
     let gap2 = seen[2].at - seen[1].at;
-    assert!(gap2 >= Duration::from_millis(700 + 480), "second retry too early: {gap2:?}");
+    assert!(
+        gap2 >= Duration::from_millis(700 + 480),
+        "second retry too early: {gap2:?}"
+    );
     // Every attempt has the same webhook-id (receivers dedupe on it).
-    assert!(seen.iter().all(|r| r.header("webhook-id") == seen[0].header("webhook-id")));
+    assert!(seen
+        .iter()
+        .all(|r| r.header("webhook-id") == seen[0].header("webhook-id")));
 
     let listed = deliveries(&app, &s.credential_id).await;
     let log = listed["deliveries"][0]["attempt_log"].as_array().unwrap();
-    let outcomes: Vec<_> = log.iter().map(|a| a["details"]["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<_> = log
+        .iter()
+        .map(|a| a["details"]["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, ["retry", "retry", "delivered"]);
     assert_eq!(log[0]["details"]["error_code"], "peer-5xx");
     assert_eq!(log[1]["details"]["error_code"], "outbound-timeout");
@@ -139,7 +174,9 @@ async fn wallet_that_keeps_failing_is_marked_failed_after_the_schedule() {
     let app = spawn_app(db.store.clone(), |_| {}).await;
     let wallet = receiver(vec![Reply::status(503)]).await;
     register(&app, &s.patient_id, &wallet.base).await;
-    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id).await.unwrap();
+    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id)
+        .await
+        .unwrap();
     let job = settle(&app, &s.credential_id).await;
     assert_eq!(job.status, DeliveryStatus::Failed);
     assert_eq!(job.attempts, 3, "first try + 2 scheduled retries");
@@ -147,7 +184,13 @@ async fn wallet_that_keeps_failing_is_marked_failed_after_the_schedule() {
     assert_eq!(wallet.seen().len(), 3);
     // A permanent 4xx is not retried.
     let listed = deliveries(&app, &s.credential_id).await;
-    assert_eq!(listed["deliveries"][0]["attempt_log"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        listed["deliveries"][0]["attempt_log"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +200,9 @@ async fn client_error_is_not_retried() {
     let app = spawn_app(db.store.clone(), |_| {}).await;
     let wallet = receiver(vec![Reply::status(410)]).await;
     register(&app, &s.patient_id, &wallet.base).await;
-    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id).await.unwrap();
+    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id)
+        .await
+        .unwrap();
     let job = settle(&app, &s.credential_id).await;
     assert_eq!((job.status, job.attempts), (DeliveryStatus::Failed, 1));
     assert_eq!(job.last_error.as_deref(), Some("peer-4xx"));

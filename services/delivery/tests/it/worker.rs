@@ -36,10 +36,17 @@ async fn deliver_message_pushes_to_the_wallet() {
     .await
     .unwrap();
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(delivery::run_worker(app.state.clone(), bus.clone(), shutdown.clone()));
+    let worker = tokio::spawn(delivery::run_worker(
+        app.state.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    ));
 
     let queue = bus.topology().queue("deliver");
-    let job = serde_json::to_vec(&store::DeliverJob { credential_id: s.credential_id.clone() }).unwrap();
+    let job = serde_json::to_vec(&store::DeliverJob {
+        credential_id: s.credential_id.clone(),
+    })
+    .unwrap();
     bus.publisher()
         .publish(&Outgoing::to_queue(queue.clone(), job).message_id("outbox-1"))
         .await
@@ -51,12 +58,16 @@ async fn deliver_message_pushes_to_the_wallet() {
 
     let job = wait_for("wallet delivery succeeded", || async {
         let jobs = db.store.list_deliveries(&s.credential_id).await.unwrap();
-        jobs.into_iter().find(|d| d.status == DeliveryStatus::Succeeded)
+        jobs.into_iter()
+            .find(|d| d.status == DeliveryStatus::Succeeded)
     })
     .await;
     assert!(job.channel.starts_with("wallet:"));
     assert_eq!(wallet.seen().len(), 1);
-    assert!(wallet.seen()[0].header("webhook-signature").unwrap().starts_with("v1,"));
+    assert!(wallet.seen()[0]
+        .header("webhook-signature")
+        .unwrap()
+        .starts_with("v1,"));
 
     let dlq = bus.topology().dlq();
     wait_for("bad message dead-lettered", || async {
@@ -65,7 +76,11 @@ async fn deliver_message_pushes_to_the_wallet() {
     .await;
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), worker).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     bus.delete_topology().await.unwrap();
     bus.close().await;
 }
