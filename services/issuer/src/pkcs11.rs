@@ -111,8 +111,15 @@ impl Pkcs11KeyStore {
         issuers: &[Issuer],
     ) -> Result<Pkcs11KeyStore> {
         let ctx = Pkcs11::new(config.module).map_err(hsm)?;
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(hsm)?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            // Another store in this process opened the module first: its state is shared.
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::CryptokiAlreadyInitialized,
+                _,
+            )) => {}
+            Err(e) => return Err(hsm(e)),
+        }
         let mut slot = None;
         for s in ctx.get_slots_with_token().map_err(hsm)? {
             let info = ctx.get_token_info(s).map_err(hsm)?;
