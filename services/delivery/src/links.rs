@@ -251,7 +251,15 @@ pub async fn manifest(
                     .await
                     .map_err(|_| shl::Error::PasscodeHash)??
             }
-            None => false,
+            None => {
+                // No passcode at all is not a guess: 401 with the budget unchanged (the shl
+                // crate's `PasscodePolicy` rule), so a client that forgot the field is not
+                // punished.
+                let left = link.max_failures.saturating_sub(link.failures).max(0);
+                return Ok(ManifestAnswer::WrongPasscode {
+                    remaining: u32::try_from(left).unwrap_or(0),
+                });
+            }
         };
         if !matched {
             // The store's conditional UPDATE keeps the lifetime count exact under parallel

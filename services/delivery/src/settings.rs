@@ -134,3 +134,60 @@ impl DeliverySettings {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_delivery_section_with_defaults() {
+        let config = platform::Config::from_env_vars([
+            ("VAXCRED_HTTP__PUBLIC_BASE_URL", "https://vax.example.org/"),
+            ("VAXCRED_ADMIN__TOKENS", "admintoken-0123456789"),
+            (
+                "VAXCRED_DELIVERY__SMS_GATEWAY_URL",
+                "https://api.twilio.com",
+            ),
+            ("VAXCRED_DELIVERY__SMS_ACCOUNT", "AC123"),
+            ("VAXCRED_DELIVERY__SMS_TOKEN", "smstoken-abcdef"),
+            ("VAXCRED_DELIVERY__SMS_FROM", "+15005550006"),
+            ("VAXCRED_DELIVERY__WALLET_RETRY_DELAYS_MS", "100,200"),
+            ("VAXCRED_DELIVERY__SHL_MAX_PASSCODE_FAILURES", "5"),
+            ("VAXCRED_DELIVERY__PHONE_DEFAULT_REGION", "GB"),
+        ])
+        .unwrap();
+        let s = DeliverySettings::from_config(&config).unwrap();
+        assert_eq!(s.public_base_url, "https://vax.example.org");
+        assert_eq!(s.admin_tokens.len(), 1);
+        assert_eq!(
+            s.wallet_retry.delays(),
+            [Duration::from_millis(100), Duration::from_millis(200)]
+        );
+        assert_eq!(s.sms_retry, RetrySchedule::sms_default());
+        assert_eq!(s.shl_max_failures, 5);
+        assert_eq!(s.phone_default_region, "GB");
+        assert_eq!(s.request_timeout, Duration::from_secs(10));
+        let sms = s.sms.unwrap();
+        assert_eq!(
+            (sms.account.as_str(), sms.from.as_str()),
+            ("AC123", "+15005550006")
+        );
+        assert!(!format!("{sms:?}").contains("smstoken"));
+    }
+
+    #[test]
+    fn sms_without_a_sender_is_refused() {
+        let config = platform::Config::from_env_vars([
+            (
+                "VAXCRED_DELIVERY__SMS_GATEWAY_URL",
+                "https://api.twilio.com",
+            ),
+            ("VAXCRED_DELIVERY__SMS_TOKEN", "smstoken-abcdef"),
+        ])
+        .unwrap();
+        let err = DeliverySettings::from_config(&config).unwrap_err();
+        assert!(err.to_string().contains("delivery.sms_from"), "{err}");
+        let plain = platform::Config::from_env_vars::<[(&str, &str); 0], &str, &str>([]).unwrap();
+        assert!(DeliverySettings::from_config(&plain).unwrap().sms.is_none());
+    }
+}

@@ -2,7 +2,7 @@
 //! guarded outbound client, the SMS gateway, the passcode hasher and the per-link file cache.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Result;
 use crate::outbound::{Allowlist, HostResolver, OutboundClient, SystemResolver};
@@ -24,7 +24,7 @@ pub(crate) struct Inner {
     pub(crate) outbound: OutboundClient,
     pub(crate) sms: Option<SmsGateway>,
     pub(crate) hasher: shl::PasscodeHasher,
-    pub(crate) metrics: Option<platform::Metrics>,
+    pub(crate) metrics: OnceLock<platform::Metrics>,
     /// Files encrypted once per (link, credential): re-encrypted (same key, fresh IV) only when
     /// the credential behind the link changes. Bounded: cleared when it reaches `FILE_CACHE_MAX`.
     pub(crate) files: Mutex<HashMap<String, CachedFile>>,
@@ -70,23 +70,17 @@ impl DeliveryState {
                 outbound,
                 sms,
                 hasher,
-                metrics: None,
+                metrics: OnceLock::new(),
                 files: Mutex::new(HashMap::new()),
             }),
         })
     }
 
-    /// Counts attempts in `vaxcred_delivery_attempts_total`. Call before sharing the state.
+    /// Counts attempts in `vaxcred_delivery_attempts_total` from now on. The first call wins;
+    /// later calls are ignored.
     pub fn with_metrics(self, metrics: platform::Metrics) -> Self {
-        match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                inner.metrics = Some(metrics);
-                Self {
-                    inner: Arc::new(inner),
-                }
-            }
-            Err(inner) => Self { inner },
-        }
+        let _ = self.inner.metrics.set(metrics);
+        self
     }
 
     /// The store.

@@ -299,7 +299,7 @@ pub(crate) async fn record_attempt(
             details,
         })
         .await?;
-    if let Some(m) = &state.inner.metrics {
+    if let Some(m) = state.inner.metrics.get() {
         m.record_delivery_attempt(metric_channel, metric);
     }
     tracing::info!(

@@ -246,6 +246,7 @@ pub fn settings(base: &str) -> DeliverySettings {
 pub struct TestApp {
     pub base: String,
     pub state: DeliveryState,
+    pub metrics: platform::Metrics,
     pub http: reqwest::Client,
     _server: actix_web::dev::ServerHandle,
 }
@@ -255,7 +256,10 @@ pub async fn spawn_app(store: Store, tweak: impl FnOnce(&mut DeliverySettings)) 
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut s = settings(&base);
     tweak(&mut s);
-    let state = DeliveryState::new(store, s).unwrap();
+    let metrics = platform::Metrics::new().unwrap();
+    let state = DeliveryState::new(store, s)
+        .unwrap()
+        .with_metrics(metrics.clone());
     let configure = delivery::configure(state.clone());
     let server = HttpServer::new(move || App::new().configure(configure.clone()))
         .workers(2)
@@ -269,6 +273,7 @@ pub async fn spawn_app(store: Store, tweak: impl FnOnce(&mut DeliverySettings)) 
     TestApp {
         base,
         state,
+        metrics,
         http: reqwest::Client::new(),
         _server: handle,
     }

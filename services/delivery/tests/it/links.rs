@@ -114,9 +114,15 @@ async fn manifest_location_and_embedding_follow_the_spec() {
     let m = Manifest::parse(&r.bytes().await.unwrap()).unwrap();
     assert!(m.files[0].embedded.is_none() && m.files[0].location.is_some());
 
-    // Missing passcode: 401 without spending an attempt... it is a wrong passcode per O.81.
-    let r = manifest(&app, p.url(), serde_json::json!({ "recipient": "t" })).await;
-    assert_eq!(r.status(), 401);
+    // Missing passcode: 401, and no attempt spent (it is not a guess).
+    for _ in 0..2 {
+        let r = manifest(&app, p.url(), serde_json::json!({ "recipient": "t" })).await;
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            serde_json::json!({ "remainingAttempts": 10 })
+        );
+    }
     // Unknown link: 404.
     let r = manifest(
         &app,

@@ -110,6 +110,12 @@ async fn push_is_signed_the_standard_webhooks_way() {
 
     let listed = deliveries(&app, &s.credential_id).await;
     assert_eq!(listed["deliveries"][0]["status"], "succeeded");
+    let metrics = app.metrics.render().unwrap();
+    assert!(
+        metrics
+            .contains(r#"vaxcred_delivery_attempts_total{channel="wallet",outcome="delivered"} 1"#),
+        "{metrics}"
+    );
     assert_eq!(
         listed["deliveries"][0]["attempt_log"][0]["details"]["http_status"],
         204
