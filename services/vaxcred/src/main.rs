@@ -5,10 +5,12 @@
 //! - [`cards`]: `issue` and `verify` — SMART Health Cards without a broker or a database.
 //! - [`keys`]: `keys generate`.
 //! - [`normalize`]: `normalize` — what vaxcred makes of an EHR message.
+//! - [`serve`]: `serve` — ingest, issue workers, outbox relay, delivery and HTTP in one process.
 
 mod cards;
 mod keys;
 mod normalize;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,9 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Show the normalized credential model of a FHIR message (doses kept, reasons for skipped ones).
     Normalize(normalize::NormalizeArgs),
+    /// Run every service in one process (ingest, issuer, outbox relay, delivery, HTTP) until
+    /// SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cards::verify(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Normalize(args) => normalize::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -1,0 +1,312 @@
+//! `vaxcred serve`: every service in one process — ingest consumers, issue workers, the outbox
+//! relay, the delivery worker, and one HTTP server (health, readiness, metrics, JWKS, delivery
+//! routes) — against the configured RabbitMQ and database (defaults: local RabbitMQ, SQLite in
+//! `./data`, a file key generated on first start, `127.0.0.1:8080`).
+//!
+//! Shutdown on SIGTERM or Ctrl-C: consumers stop taking batches, the batch in hand is finished
+//! and settled, prefetched messages go back to their queues when the bus closes, the HTTP server
+//! drains, and the database pool closes. Nothing acked is unfinished; nothing unfinished is acked.
+//!
+//! Ingest settings (optional `[ingest]` section of the config file, `VAXCRED_INGEST__…`):
+//! `workers`, `batch`, `linger_ms`, and `[[ingest.sources]]` with `name` (the AMQP `source`
+//! header), `fhir_base_url`, and for SMART Backend Services `token_url`, `client_id`, `scope`,
+//! `kid`, `private_jwk_file` (a P-384 private JWK). Sources belong to the default issuer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bus::{Bus, BusConfig};
+use issuer::keystore::{FileKeyStore, KeyStore};
+use issuer::relay::{RelayConfig, RelayHandle};
+use issuer::worker::{IssueConfig, IssueContext};
+use platform::{Config, ExposeSecret, Metrics, Readiness};
+use serde::Deserialize;
+use store::{Store, StoreOptions};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// Options of `vaxcred serve` (everything else comes from the configuration).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Ingest consumers; overrides `ingest.workers`.
+    #[arg(long)]
+    ingest_workers: Option<usize>,
+    /// Issue workers.
+    #[arg(long, default_value_t = 2)]
+    issue_workers: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct IngestSection {
+    workers: Option<usize>,
+    batch: Option<usize>,
+    linger_ms: Option<u64>,
+    sources: Vec<SourceSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSection {
+    name: String,
+    fhir_base_url: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    kid: Option<String>,
+    private_jwk_file: Option<std::path::PathBuf>,
+}
+
+/// Loads the configuration, starts telemetry and a tokio runtime, and serves until a signal.
+pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
+    let config = Config::load().context("configuration")?;
+    let _telemetry = platform::telemetry::init_telemetry("vaxcred", &config.telemetry)
+        .context("telemetry")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(serve(config, args))?;
+    Ok(0)
+}
+
+fn bus_config(config: &Config) -> BusConfig {
+    BusConfig {
+        url: config.amqp.url.expose_secret().to_owned(),
+        prefix: config.amqp.prefix.clone(),
+        prefetch: config.amqp.prefetch,
+        delivery_limit: config.amqp.delivery_limit,
+        retry_delays: config
+            .amqp
+            .retry_delays_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
+        connection_name: "vaxcred-serve".to_owned(),
+        ..BusConfig::default()
+    }
+}
+
+fn sources(
+    section: &IngestSection,
+    issuer_id: &str,
+) -> anyhow::Result<Vec<ingest::SourceConfig>> {
+    let mut out = Vec::new();
+    for s in &section.sources {
+        let smart = match (&s.token_url, &s.client_id, &s.private_jwk_file) {
+            (Some(token_url), Some(client_id), Some(file)) => Some(ingest::config::SmartConfig {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                scope: s
+                    .scope
+                    .clone()
+                    .unwrap_or_else(|| "system/Patient.read".to_owned()),
+                private_jwk: std::fs::read_to_string(file)
+                    .with_context(|| format!("ingest source {}: private_jwk_file", s.name))?,
+                kid: s.kid.clone().unwrap_or_default(),
+            }),
+            (None, None, None) => None,
+            _ => anyhow::bail!(
+                "ingest source {}: token_url, client_id and private_jwk_file go together",
+                s.name
+            ),
+        };
+        out.push(ingest::SourceConfig {
+            name: s.name.clone(),
+            issuer_id: issuer_id.to_owned(),
+            fhir_base_url: s.fhir_base_url.clone(),
+            smart,
+        });
+    }
+    Ok(out)
+}
+
+async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
+    let section: IngestSection = config.section("ingest").context("[ingest] section")?;
+    // reqwest is built with rustls but no provider (delivery's choice); ingest's EHR client is
+    // built before delivery's, so install the provider first.
+    delivery::outbound::ensure_crypto_provider();
+    std::fs::create_dir_all(&config.data_dir).context("data dir")?;
+    let database_url = config.database_url();
+    let store = Store::connect_with(
+        Some(database_url.expose_secret()),
+        &config.data_dir,
+        StoreOptions::default(),
+    )
+    .await
+    .context("database")?;
+    let bus = Bus::connect(bus_config(&config)).await.context("broker")?;
+    let iss = config.iss();
+    let default_issuer =
+        issuer::issuers::ensure_default_issuer(&store, &iss, &config.issuer.display_name)
+            .await
+            .context("default issuer")?;
+    let keys = FileKeyStore::open(
+        &config.keys_dir(),
+        &store,
+        std::slice::from_ref(&default_issuer),
+    )
+    .await
+    .context("key store")?;
+    let rid_secret = keys.rid_secret().context("rid secret")?;
+    let keys: Arc<dyn KeyStore> = Arc::new(keys);
+    let metrics = Metrics::new().context("metrics")?;
+    let readiness = Readiness::new();
+    let broker_flag = readiness.flag("amqp");
+    {
+        let mut watch = bus.readiness();
+        let flag = broker_flag.clone();
+        flag.set(*watch.borrow());
+        tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                flag.set(*watch.borrow_and_update());
+            }
+        });
+    }
+    {
+        let store = store.clone();
+        readiness.probe("database", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|_| "database unreachable") }
+        });
+    }
+
+    let shutdown = CancellationToken::new();
+    let relay = RelayHandle::new();
+    let mut tasks: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+
+    let mut ingest_config = ingest::IngestConfig::new(default_issuer.id.clone());
+    if let Some(b) = section.batch {
+        ingest_config.batch = b.max(1);
+    }
+    if let Some(ms) = section.linger_ms {
+        ingest_config.linger = Duration::from_millis(ms);
+    }
+    ingest_config.sources = sources(&section, &default_issuer.id)?;
+    let ingest_ctx = ingest::IngestContext::new(
+        store.clone(),
+        bus.clone(),
+        ingest_config,
+        relay.notifier(),
+        Some(metrics.clone()),
+    )
+    .context("ingest")?;
+    let ingest_workers = args.ingest_workers.or(section.workers).unwrap_or(2).max(1);
+    for _ in 0..ingest_workers {
+        let (ctx, token) = (ingest_ctx.clone(), shutdown.clone());
+        tasks.spawn(async move { ("ingest", ingest::run(ctx, token).await.map_err(Into::into)) });
+    }
+
+    let issue_ctx = IssueContext {
+        store: store.clone(),
+        bus: bus.clone(),
+        keys,
+        issuers: Arc::new(HashMap::from([(default_issuer.id.clone(), iss.clone())])),
+        relay: relay.clone(),
+    };
+    let issue_config = IssueConfig {
+        rid_secret: Some(rid_secret),
+        ..IssueConfig::default()
+    };
+    for _ in 0..args.issue_workers.max(1) {
+        let (ctx, cfg, token) = (issue_ctx.clone(), issue_config.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            ("issue", issuer::worker::run(ctx, cfg, token).await.map_err(Into::into))
+        });
+    }
+    {
+        let (s, b, r, token) = (store.clone(), bus.clone(), relay.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            (
+                "outbox-relay",
+                issuer::relay::run(s, b, r, RelayConfig::default(), token)
+                    .await
+                    .map_err(Into::into),
+            )
+        });
+    }
+
+    // Delivery (wallet push, SMS, SHL hosting): its worker consumes `{p}.deliver`.
+    let delivery_settings =
+        delivery::DeliverySettings::from_config(&config).context("delivery settings")?;
+    let delivery_state =
+        delivery::DeliveryState::new(store.clone(), delivery_settings).context("delivery")?;
+    {
+        let (state, b, token) = (delivery_state.clone(), bus.clone(), shutdown.clone());
+        tasks.spawn(async move { ("delivery", delivery::run_worker(state, b, token).await) });
+    }
+
+    // HTTP: operational endpoints, the issuer's JWKS, delivery's routes. Further services
+    // (launch, portal, the issuer's full surface) mount here with `.configure(...)`.
+    let http_store = store.clone();
+    let issuer_id = default_issuer.id.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(platform::http::request_tracing())
+            .configure(platform::http::configure(readiness.clone(), metrics.clone()))
+            .configure(issuer::jwks::configure(http_store.clone(), issuer_id.clone()))
+            .configure(delivery::configure(delivery_state.clone()))
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(config.http.bind)
+    .with_context(|| format!("bind {}", config.http.bind))?
+    .run();
+    let server_handle = server.handle();
+    let http_task = tokio::spawn(server);
+    info!(bind = %config.http.bind, iss = %iss, "vaxcred serve started");
+
+    // Run until a signal or until a task stops on its own (then stop everything).
+    tokio::select! {
+        () = signal() => info!("shutdown signal received"),
+        Some(joined) = tasks.join_next() => match joined {
+            Ok((name, Ok(()))) => warn!(task = name, "task ended; shutting down"),
+            Ok((name, Err(e))) => error!(task = name, error = %format!("{e:#}"), "task failed; shutting down"),
+            Err(e) => error!(error = %e, "task panicked; shutting down"),
+        },
+    }
+    shutdown.cancel();
+    let drain = async {
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((name, Err(e))) = joined {
+                warn!(task = name, error = %format!("{e:#}"), "task ended with an error");
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
+        warn!("tasks did not finish within 30 s; their unacked messages return to the queues");
+        tasks.abort_all();
+    }
+    server_handle.stop(true).await;
+    let _ = http_task.await;
+    // Unacked deliveries (prefetched, never processed) go back to their queues here.
+    bus.close().await;
+    store.close().await;
+    info!("vaxcred serve stopped");
+    Ok(())
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
