@@ -135,7 +135,8 @@ async fn poll_loop(state: DeliveryState, shutdown: CancellationToken) -> anyhow:
     }
 }
 
-/// Attempts every due wallet job once (concurrently). Returns how many were attempted.
+/// Claims and attempts every due wallet job once (concurrently). Returns how many were
+/// attempted.
 pub async fn process_due(state: &DeliveryState) -> Result<usize> {
     let due = state
         .inner
@@ -146,9 +147,20 @@ pub async fn process_due(state: &DeliveryState) -> Result<usize> {
         .into_iter()
         .filter(|d| d.channel.starts_with(WALLET_CHANNEL_PREFIX))
         .collect();
-    let n = wallet.len();
-    let mut tasks = tokio::task::JoinSet::new();
+    // Claim each job before attempting it, so replicas polling the same table never push the
+    // same job twice; a claim lasts past the longest possible attempt (every redirect hop timing
+    // out), after which a job whose worker died is due again.
+    let lease = state.inner.outbound.timeout().saturating_mul(5) + Duration::from_secs(5);
+    let lease_until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+    let mut claimed = Vec::with_capacity(wallet.len());
     for d in wallet {
+        if store_claim(state, &d, lease_until).await? {
+            claimed.push(d);
+        }
+    }
+    let n = claimed.len();
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in claimed {
         let state = state.clone();
         tasks.spawn(async move { attempt_wallet(&state, &d).await });
     }
@@ -158,6 +170,18 @@ pub async fn process_due(state: &DeliveryState) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+async fn store_claim(
+    state: &DeliveryState,
+    d: &Delivery,
+    lease_until: chrono::DateTime<Utc>,
+) -> Result<bool> {
+    Ok(state
+        .inner
+        .store
+        .claim_delivery(&d.id, d.next_attempt_at, lease_until)
+        .await?)
 }
 
 /// One push attempt for a wallet job, recorded.

@@ -81,6 +81,33 @@ impl Store {
         })
     }
 
+    /// Claims a due job for one attempt: moves its `next_attempt_at` from `seen_next` (as read
+    /// by [`Store::due_deliveries`]) to `lease_until`, only if nobody changed it meanwhile. `true`
+    /// means this caller owns the attempt; a worker that dies mid-attempt leaves the job due
+    /// again at `lease_until`. Lets several replicas poll the same table without double sends.
+    pub async fn claim_delivery(
+        &self,
+        delivery_id: &str,
+        seen_next: Option<DateTime<Utc>>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let at = now();
+        let n = dispatch!(self, pool, _pg => {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'pending' AND next_attempt_at = $4",
+            )
+            .bind(micros(lease_until))
+            .bind(at)
+            .bind(delivery_id)
+            .bind(seen_next)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// Pending jobs due at `now`, soonest first.
     pub async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
         let sql = format!(

@@ -54,3 +54,61 @@ async fn wallet_endpoints_register_list_and_disable(store: Store) {
     assert_eq!(err.code(), "store-constraint");
 }
 both!(wallet_endpoints_register_list_and_disable);
+
+async fn due_deliveries_are_claimed_once(store: Store) {
+    let iss = issuer(&store, "claim").await;
+    let evt = new_event(&store, "m-claim").await;
+    let outcome = store
+        .apply_event(&change(
+            &evt,
+            &iss,
+            "P-CLAIM",
+            vec![dose("d1", 1, store::DoseStatus::Completed)],
+        ))
+        .await
+        .unwrap();
+    let store::ApplyOutcome::Applied { patient_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let cred = match store
+        .store_credential(&store::NewCredential {
+            issuer_id: iss.clone(),
+            patient_id,
+            disease: "covid-19".to_owned(),
+            doses_version: 1,
+            format: store::CredentialFormat::Shc,
+            artefact: "jws".to_owned(),
+            kid: "kid".to_owned(),
+            rid: None,
+            nbf: 0,
+            exp: None,
+            status: store::CredentialStatus::Active,
+        })
+        .await
+        .unwrap()
+    {
+        store::StoreCredentialOutcome::Stored { credential_id, .. } => credential_id,
+        o => panic!("{o:?}"),
+    };
+    store.ensure_delivery(&cred, "wallet:x").await.unwrap();
+    let now = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let due = store.due_deliveries(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let lease = now + chrono::Duration::seconds(60);
+    // Two pollers saw the same row: exactly one wins, in parallel too.
+    let (a, b) = tokio::join!(
+        store.claim_delivery(&due[0].id, due[0].next_attempt_at, lease),
+        store.claim_delivery(&due[0].id, due[0].next_attempt_at, lease),
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one claim succeeds");
+    assert!(
+        store.due_deliveries(now, 10).await.unwrap().is_empty(),
+        "leased"
+    );
+    assert_eq!(
+        store.due_deliveries(lease, 10).await.unwrap().len(),
+        1,
+        "due again after the lease"
+    );
+}
+both!(due_deliveries_are_claimed_once);
