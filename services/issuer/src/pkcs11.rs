@@ -131,9 +131,19 @@ impl Pkcs11KeyStore {
         let slot = slot.ok_or(Error::KeyStore("no PKCS#11 token with this label"))?;
         let session = ctx.open_rw_session(slot).map_err(hsm)?;
         let pin = AuthPin::from(config.pin.to_owned());
-        session
-            .login(UserType::User, Some(&pin))
-            .map_err(|_| Error::KeyStore("PKCS#11 login failed"))?;
+        match session.login(UserType::User, Some(&pin)) {
+            // PKCS#11 logins are per application: another store of this process logged in.
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {}
+            Err(e) => {
+                // The error names the PKCS#11 function and return value, never the PIN.
+                tracing::warn!(error = %e, "PKCS#11 login failed");
+                return Err(Error::KeyStore("PKCS#11 login failed"));
+            }
+        }
         let ks = Pkcs11KeyStore {
             token: Arc::new(Token {
                 _ctx: ctx,

@@ -134,25 +134,11 @@ pub struct TestApp {
 /// Starts the issuer HTTP surface on a random port over `keys` (a file key store in a temp dir
 /// when `None`).
 pub async fn spawn_with(store: Store, keys: Option<ManagedKeys>) -> TestApp {
-    spawn_inner(store, keys, false).await
-}
-
-/// The server with `iss` = its real plain-http address (`allow_insecure_iss`), for clients that
-/// fetch keys themselves (the official validator).
-pub async fn spawn_live(store: Store) -> TestApp {
-    spawn_inner(store, None, true).await
-}
-
-async fn spawn_inner(store: Store, keys: Option<ManagedKeys>, live: bool) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let addr = format!("http://127.0.0.1:{port}");
-    let public = if live {
-        addr.clone()
-    } else {
-        PUBLIC.to_owned()
-    };
+    let public = PUBLIC.to_owned();
     let issuer = issuer::issuers::ensure_default_issuer(&store, &public, "Test General Hospital")
         .await
         .unwrap();
@@ -164,7 +150,7 @@ async fn spawn_inner(store: Store, keys: Option<ManagedKeys>, live: bool) -> Tes
                 .unwrap(),
         )),
     };
-    http::check_issuers(&store, &public, live).await.unwrap();
+    http::check_issuers(&store, &public, false).await.unwrap();
     let state = HttpState::new(
         store.clone(),
         keys.clone(),
@@ -173,7 +159,7 @@ async fn spawn_inner(store: Store, keys: Option<ManagedKeys>, live: bool) -> Tes
             admin_tokens: vec![ADMIN.to_owned()],
             patient_token_secret: Some(PATIENT_SECRET.to_vec()),
             revocation: true,
-            allow_insecure_iss: live,
+            allow_insecure_iss: false,
         },
     );
     let server = actix_web::HttpServer::new(move || {
