@@ -1,5 +1,6 @@
 //! `vaxcred keys generate`: a new P-256 signing key as a private JWK (file mode 0600), its public
-//! JWKS beside it. Key rotation and retirement live with the issuer's key store.
+//! JWKS beside it. `keys rotate|list|retire|revoke` manage the configured key store of a running
+//! deployment (see [`crate::keys_admin`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,31 @@ pub enum KeysCommand {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Make a new active signing key for an issuer; the previous one is retired (still published
+    /// so its cards keep verifying).
+    Rotate {
+        #[command(flatten)]
+        issuer: crate::keys_admin::IssuerArg,
+    },
+    /// List an issuer's signing keys with their status.
+    List {
+        #[command(flatten)]
+        issuer: crate::keys_admin::IssuerArg,
+    },
+    /// Destroy the private key of a non-active key; its public key stays in the JWKS.
+    Retire {
+        /// The key's kid.
+        kid: String,
+        #[command(flatten)]
+        issuer: crate::keys_admin::IssuerArg,
+    },
+    /// Remove a key from the JWKS now (compromise): every card it signed stops verifying.
+    Revoke {
+        /// The key's kid.
+        kid: String,
+        #[command(flatten)]
+        issuer: crate::keys_admin::IssuerArg,
+    },
 }
 
 /// Runs a `keys` subcommand.
@@ -33,6 +59,18 @@ pub fn run(cmd: &KeysCommand) -> anyhow::Result<i32> {
             println!("private key: {}", private.display());
             println!("public JWKS: {}", public.display());
             Ok(0)
+        }
+        KeysCommand::Rotate { issuer } => {
+            crate::keys_admin::run(&crate::keys_admin::KeyAction::Rotate, issuer)
+        }
+        KeysCommand::List { issuer } => {
+            crate::keys_admin::run(&crate::keys_admin::KeyAction::List, issuer)
+        }
+        KeysCommand::Retire { kid, issuer } => {
+            crate::keys_admin::run(&crate::keys_admin::KeyAction::Retire(kid.clone()), issuer)
+        }
+        KeysCommand::Revoke { kid, issuer } => {
+            crate::keys_admin::run(&crate::keys_admin::KeyAction::Revoke(kid.clone()), issuer)
         }
     }
 }

@@ -3,14 +3,21 @@
 //!
 //! # Layout
 //! - [`cards`]: `issue` and `verify` — SMART Health Cards without a broker or a database.
-//! - [`keys`]: `keys generate`.
+//! - [`keys`]: `keys generate`, and `keys rotate|list|retire|revoke` through [`keys_admin`].
+//! - [`issuers`]: `issuers add|list|add-source` (several issuers per deployment).
+//! - [`tokens`]: `tokens create|revoke` (API tokens, stored hashed).
+//! - [`doctor`]: `doctor ISS` — an outside check of a running issuer.
 //! - [`normalize`]: `normalize` — what vaxcred makes of an EHR message.
 //! - [`serve`]: `serve` — ingest, issue workers, outbox relay, delivery and HTTP in one process.
 
 mod cards;
+mod doctor;
+mod issuers;
 mod keys;
+mod keys_admin;
 mod normalize;
 mod serve;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -40,6 +47,14 @@ enum Command {
     /// Run every service in one process (ingest, issuer, outbox relay, delivery, HTTP) until
     /// SIGTERM or Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Issuers this deployment signs for, and the EHR sources mapped to them.
+    #[command(subcommand)]
+    Issuers(issuers::IssuersCommand),
+    /// API tokens for the issuer's HTTP API (admin, $health-cards-issue).
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// Check a running issuer from the outside, like the VCI directory's audit; exits 1 on a failure.
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +65,9 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Normalize(args) => normalize::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Issuers(cmd) => issuers::run(cmd),
+        Command::Tokens(cmd) => tokens::run(cmd),
+        Command::Doctor(args) => doctor::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
