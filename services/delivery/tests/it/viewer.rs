@@ -107,6 +107,26 @@ async fn chromium_opens_the_link_with_the_passcode_and_shows_the_card() {
         .unwrap()
         .to_owned();
 
+    // The page loads nothing from elsewhere: only relative asset URLs, and a strict CSP.
+    let r = app
+        .http
+        .get(format!("{}/shl/view", app.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let html = r.text().await.unwrap();
+    assert!(
+        !html.contains("://"),
+        "no absolute (third-party) URLs in the viewer page"
+    );
     // The viewer's assets are served by vaxcred itself.
     for asset in ["viewer.js", "viewer.css", "qrcode.js"] {
         let r = app
@@ -275,6 +295,33 @@ async fn chromium_opens_the_link_with_the_passcode_and_shows_the_card() {
     )
     .unwrap();
     assert_eq!(content, expected.trim());
+
+    // A `U` link (no passcode, no manifest) opens straight away.
+    let r = app
+        .http
+        .post(format!("{}/credentials/{}/shl", app.base, s.credential_id))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "direct_file": true }))
+        .send()
+        .await
+        .unwrap();
+    let direct_link = r.json::<Value>().await.unwrap()["viewer_link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    d.cmd(
+        reqwest::Method::POST,
+        "/url",
+        Some(json!({ "url": direct_link })),
+    )
+    .await;
+    let name = poll(&d, "patient name (U link)", || async {
+        let e = d.find("#card:not([hidden]) #patient-name").await?;
+        let t = d.text(&e).await;
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    assert_eq!(name, "John B. Anyperson");
 
     let _ = http
         .delete(format!("{base}/session/{}", d.session))
