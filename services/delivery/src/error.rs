@@ -48,6 +48,10 @@ pub enum DeliveryError {
         /// Why (fixed text; never the number).
         reason: &'static str,
     },
+    /// The credential is no longer the patient's current card (superseded, revoked or held):
+    /// it is neither pushed nor linked, so a late retry never replaces a newer card.
+    #[error("credential is not current")]
+    NotCurrent,
     /// A SMART Health Link operation failed (key generation, encryption, payload rules).
     #[error("SMART Health Link error")]
     Shl(#[from] shl::Error),
@@ -72,6 +76,7 @@ impl DeliveryError {
             Self::GatewayResponse => "sms-gateway-response",
             Self::SmsDisabled => "sms-disabled",
             Self::BadPhone { .. } => "phone-invalid",
+            Self::NotCurrent => "credential-not-current",
             Self::Shl(e) => e.code(),
             Self::Store(e) => e.code(),
         }
@@ -89,7 +94,8 @@ impl DeliveryError {
             | Self::AddressRefused
             | Self::Redirect { .. }
             | Self::SmsDisabled
-            | Self::BadPhone { .. } => false,
+            | Self::BadPhone { .. }
+            | Self::NotCurrent => false,
         }
     }
 }

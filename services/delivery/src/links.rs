@@ -16,7 +16,7 @@ use sha2::Sha256;
 use shl::{ContentType, EmbedPolicy, Manifest, ManifestRequest, ShlKey, ShlPayload};
 use store::{Credential, CredentialStatus, NewShlLink, PasscodeFailure, ShlLink};
 
-use crate::error::Result;
+use crate::error::{DeliveryError, Result};
 use crate::state::{DeliveryState, FILE_CACHE_MAX};
 
 /// Path of the viewer page, relative to the public base URL.
@@ -73,6 +73,9 @@ pub async fn create_link(
     options: &LinkOptions,
 ) -> Result<CreatedLink> {
     let s = &state.inner;
+    if credential.status != CredentialStatus::Active {
+        return Err(DeliveryError::NotCurrent);
+    }
     if options.direct_file && options.passcode.is_some() {
         // U + P is forbidden (N.72).
         return Err(shl::Error::InvalidField { field: "flag" }.into());
@@ -187,6 +190,16 @@ async fn current_credential(state: &DeliveryState, link: &ShlLink) -> Result<Opt
 /// The link's encrypted file for its current credential: cached per (link, credential), so it
 /// is encrypted once and re-encrypted — same key, fresh IV — when the credential changes.
 async fn current_file(state: &DeliveryState, link: &ShlLink) -> Result<Option<Arc<String>>> {
+    Ok(current_file_with_credential(state, link)
+        .await?
+        .map(|(_, jwe)| jwe))
+}
+
+/// [`current_file`] and the credential it holds.
+async fn current_file_with_credential(
+    state: &DeliveryState,
+    link: &ShlLink,
+) -> Result<Option<(Credential, Arc<String>)>> {
     let Some(cred) = current_credential(state, link).await? else {
         return Ok(None);
     };
@@ -194,7 +207,7 @@ async fn current_file(state: &DeliveryState, link: &ShlLink) -> Result<Option<Ar
     if let Ok(cache) = s.files.lock() {
         if let Some((cred_id, jwe)) = cache.get(&link.id) {
             if *cred_id == cred.id {
-                return Ok(Some(jwe.clone()));
+                return Ok(Some((cred, jwe.clone())));
             }
         }
     }
@@ -207,7 +220,7 @@ async fn current_file(state: &DeliveryState, link: &ShlLink) -> Result<Option<Ar
         }
         cache.insert(link.id.clone(), (cred.id.clone(), jwe.clone()));
     }
-    Ok(Some(jwe))
+    Ok(Some((cred, jwe)))
 }
 
 /// Answer to a manifest request.
@@ -277,7 +290,7 @@ pub async fn manifest(
             _ => return Ok(ManifestAnswer::NotFound),
         }
     }
-    let Some(jwe) = current_file(state, &link).await? else {
+    let Some((cred, jwe)) = current_file_with_credential(state, &link).await? else {
         return Ok(ManifestAnswer::NotFound);
     };
     let policy = EmbedPolicy {
@@ -289,6 +302,15 @@ pub async fn manifest(
         request.embedded_length_max,
         || Ok(location_url(state, link_id)),
     )?;
+    // The link follows the patient's current card, so its file can change (O.82).
+    let file = shl::ManifestFile {
+        last_updated: Some(
+            cred.updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        status: Some(shl::FileStatus::CanChange),
+        ..file
+    };
     Ok(ManifestAnswer::Ok(Manifest::new(vec![file])))
 }
 

@@ -61,6 +61,11 @@ fn problem(e: DeliveryError) -> Problem {
             Problem::bad_request(e.code(), "the URL is not an allowed public https endpoint")
         }
         DeliveryError::SmsDisabled => Problem::bad_request("sms-disabled", "SMS is not configured"),
+        DeliveryError::NotCurrent => Problem::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "credential-not-current",
+            "The credential is not the patient's current card",
+        ),
         DeliveryError::Shl(shl::Error::InvalidField { .. } | shl::Error::LabelTooLong { .. }) => {
             Problem::bad_request(e.code(), "invalid link options")
         }

@@ -215,13 +215,13 @@ async fn push_wallet(state: &DeliveryState, job: &Delivery) -> Result<u16> {
             })
         }
     };
-    let cred =
-        store
-            .get_credential(&job.credential_id)
-            .await?
-            .ok_or(DeliveryError::UrlRefused {
-                reason: "credential gone",
-            })?;
+    let cred = store
+        .get_credential(&job.credential_id)
+        .await?
+        .ok_or(DeliveryError::NotCurrent)?;
+    if cred.status != CredentialStatus::Active {
+        return Err(DeliveryError::NotCurrent);
+    }
     let secret = WebhookSecret::parse(&endpoint.secret).map_err(|_| DeliveryError::UrlRefused {
         reason: "bad endpoint secret",
     })?;

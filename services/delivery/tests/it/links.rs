@@ -392,7 +392,19 @@ async fn superseded_card_is_re_encrypted_with_the_same_key() {
     assert_ne!(jwe1, jwe2);
     let iv = |j: &str| j.split('.').nth(2).unwrap().to_owned();
     assert_ne!(iv(&jwe1), iv(&jwe2), "a fresh IV per encryption");
+    assert_eq!(m2.files[0].status, Some(shl::FileStatus::CanChange));
+    assert!(m2.files[0].last_updated.is_some());
     // The same key (from the original link) opens the new file.
     let file = decrypt_file(&link, &jwe2);
     assert_eq!(file["verifiableCredential"][0], "header.newer-card.sig");
+    // No new link for a superseded card.
+    let r = app
+        .http
+        .post(format!("{}/credentials/{}/shl", app.base, s.credential_id))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
 }

@@ -213,3 +213,22 @@ async fn client_error_is_not_retried() {
     assert_eq!((job.status, job.attempts), (DeliveryStatus::Failed, 1));
     assert_eq!(job.last_error.as_deref(), Some("peer-4xx"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superseded_card_is_not_pushed_late() {
+    let db = TestDb::sqlite().await;
+    let s = seed(&db.store).await;
+    let app = spawn_app(db.store.clone(), |_| {}).await;
+    let wallet = receiver(vec![Reply::status(200)]).await;
+    register(&app, &s.patient_id, &wallet.base).await;
+    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id)
+        .await
+        .unwrap();
+    // A newer card arrives before the old one's push: the old push must not overwrite it.
+    crate::helpers::new_version(&db.store, &s.issuer_id, 2).await;
+    crate::helpers::store_card(&db.store, &s.issuer_id, &s.patient_id, 2, "newer").await;
+    let job = settle(&app, &s.credential_id).await;
+    assert_eq!((job.status, job.attempts), (DeliveryStatus::Failed, 1));
+    assert_eq!(job.last_error.as_deref(), Some("credential-not-current"));
+    assert!(wallet.seen().is_empty());
+}
