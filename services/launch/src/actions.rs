@@ -3,10 +3,14 @@
 //! doses; the printable PDF; send by SMS; register a wallet endpoint and push; the
 //! `.smart-health-card` file.
 //!
-//! [`SigningActions`] is the real implementation available today: it signs with the issuer's
-//! [`issuer::keystore::KeyStore`] through `shc::CardIssuer` and writes an audit row naming the
-//! clinician (`fhirUser`) for every issuance. Print, SMS and wallet answer
-//! [`ActionError::NotAvailable`] until the issuer's PDF and the delivery API are wired in.
+//! [`SigningActions`] is the real implementation: issuing records the launch as an event and
+//! applies the EHR's doses to the store exactly as ingest does (`ingest::convert`), then signs the
+//! card for the patient's current doses of that disease group with the issuer's
+//! [`issuer::keystore::KeyStore`], stores it as the active credential (superseding older ones and
+//! queueing delivery, like the issue worker) and audits the clinician (`fhirUser`). A second click
+//! for unchanged doses returns the same credential, so nothing is issued twice. Print renders the
+//! issuer's printable PDF (`issuer::pdf`). SMS and wallet answer [`ActionError::NotAvailable`]
+//! until they are wired to `delivery`.
 
 use std::sync::Arc;
 
@@ -62,6 +66,9 @@ pub enum ActionError {
     /// A downstream service (gateway, wallet, database) failed; trying again may work.
     #[error("temporarily failed: {0}")]
     Temporary(&'static str),
+    /// The patient's identifiers match several stored patients: held for a person to review.
+    #[error("held for review")]
+    HeldForReview,
 }
 
 impl ActionError {
@@ -72,6 +79,7 @@ impl ActionError {
             Self::Invalid(_) => "launch-action-invalid",
             Self::Card(_) => "launch-card-failed",
             Self::Temporary(_) => "launch-action-temporary",
+            Self::HeldForReview => "launch-held-for-review",
         }
     }
 
@@ -91,12 +99,14 @@ pub struct SmsSent {
 /// The actions.
 #[async_trait]
 pub trait CardActions: Send + Sync {
-    /// Issues a card for these doses (one disease group) and records the clinician.
+    /// Issues a card for the patient's normalized record (`record.events`: every dose event the
+    /// EHR holds) covering `card_doses` (one disease group, as shown to the clinician), and
+    /// records the clinician.
     async fn issue(
         &self,
         ctx: &ActionContext,
-        patient: &model::Patient,
-        doses: &[model::Dose],
+        record: &model::Normalized,
+        card_doses: &[model::Dose],
     ) -> Result<IssuedCard, ActionError>;
 
     /// The printable PDF of an issued card.
@@ -131,11 +141,13 @@ pub trait CardActions: Send + Sync {
     }
 }
 
-/// Real issuance with the issuer's key store; audit rows in the shared database.
+/// Real issuance and printing with the issuer's key store and the shared database.
 pub struct SigningActions {
     keys: Arc<dyn issuer::keystore::KeyStore>,
     issuer_id: String,
     iss: String,
+    issuer_name: String,
+    paper: issuer::pdf::Paper,
     store: store::Store,
 }
 
@@ -147,8 +159,11 @@ impl std::fmt::Debug for SigningActions {
     }
 }
 
+/// `source` of the events the launch app records.
+pub const EVENT_SOURCE: &str = "launch";
+
 impl SigningActions {
-    /// Signs for `issuer_id` (whose `iss` URL is `iss`) with `keys`; audits into `store`.
+    /// Signs for `issuer_id` (whose `iss` URL is `iss`) with `keys`, in `store`.
     pub fn new(
         keys: Arc<dyn issuer::keystore::KeyStore>,
         issuer_id: impl Into<String>,
@@ -159,9 +174,156 @@ impl SigningActions {
             keys,
             issuer_id: issuer_id.into(),
             iss: iss.into(),
+            issuer_name: "vaxcred".to_owned(),
+            paper: issuer::pdf::Paper::Letter,
             store,
         }
     }
+
+    /// The issuer's display name and paper size for printed cards (default `vaxcred`, Letter).
+    pub fn with_print(mut self, issuer_name: impl Into<String>, paper: issuer::pdf::Paper) -> Self {
+        self.issuer_name = issuer_name.into();
+        self.paper = paper;
+        self
+    }
+
+    /// Records the launch as an event and applies the doses; returns the internal patient id.
+    async fn apply(
+        &self,
+        ctx: &ActionContext,
+        record: &model::Normalized,
+    ) -> Result<String, ActionError> {
+        let temp = |_| ActionError::Temporary("database");
+        let nonce = crate::crypto::random_token();
+        let recorded = self
+            .store
+            .record_events(&[store::IncomingEvent {
+                message_id: Some(format!("launch-{nonce}")),
+                content_hash: crate::crypto::token_hash(&nonce),
+                source: Some(EVENT_SOURCE.to_owned()),
+            }])
+            .await
+            .map_err(temp)?;
+        let event_id = match recorded.into_iter().next() {
+            Some(store::Recorded::New { event_id }) => event_id,
+            _ => return Err(ActionError::Temporary("event not recorded")),
+        };
+        let received = chrono::Utc::now().timestamp_micros();
+        let change = ingest::convert::apply_event(
+            &event_id,
+            &self.issuer_id,
+            Some(EVENT_SOURCE),
+            Some(&ctx.ehr),
+            record,
+            received,
+        );
+        match self.store.apply_event(&change).await.map_err(temp)? {
+            store::ApplyOutcome::Applied { patient_id, .. } => Ok(patient_id),
+            store::ApplyOutcome::Held { .. } => Err(ActionError::HeldForReview),
+        }
+    }
+
+    /// The active credential for the current doses of `disease`, signing and storing it if needed.
+    async fn current_credential(
+        &self,
+        patient: &model::Patient,
+        patient_id: &str,
+        disease: &str,
+    ) -> Result<store::Credential, ActionError> {
+        let temp = |_| ActionError::Temporary("database");
+        // A concurrent ingest may bump the doses version between snapshot and store: try again.
+        for _ in 0..3 {
+            let snap = self
+                .store
+                .issue_snapshot(patient_id)
+                .await
+                .map_err(temp)?
+                .ok_or(ActionError::Temporary("patient vanished"))?;
+            if let Some(existing) = self
+                .store
+                .active_credential(
+                    patient_id,
+                    &self.issuer_id,
+                    disease,
+                    store::CredentialFormat::Shc,
+                )
+                .await
+                .map_err(temp)?
+            {
+                if existing.doses_version == snap.patient.doses_version {
+                    return Ok(existing);
+                }
+            }
+            let doses: Vec<model::Dose> = snap
+                .doses
+                .iter()
+                .filter(|d| d.disease == disease)
+                .filter_map(to_model_dose)
+                .collect();
+            let bundle = model::card_bundle(patient, &doses, &model::CardOptions::default())
+                .map_err(|r| ActionError::Card(r.code()))?;
+            let signer = self
+                .keys
+                .active_signer(&self.issuer_id)
+                .map_err(|_| ActionError::Temporary("no active signing key"))?;
+            // A fresh issuer per click: its buffers cost far less than the clinician's click.
+            let mut card_issuer = shc::CardIssuer::new(signer);
+            let claims = shc::Claims::new(&self.iss);
+            let nbf = claims.nbf.as_f64() as i64;
+            let card = card_issuer
+                .issue_minimized(&bundle, &claims)
+                .map_err(|e| ActionError::Card(e.code()))?;
+            let outcome = self
+                .store
+                .store_credential(&store::NewCredential {
+                    issuer_id: self.issuer_id.clone(),
+                    patient_id: patient_id.to_owned(),
+                    disease: disease.to_owned(),
+                    doses_version: snap.patient.doses_version,
+                    format: store::CredentialFormat::Shc,
+                    artefact: card.jws,
+                    kid: card.kid,
+                    rid: None,
+                    nbf,
+                    exp: None,
+                    status: store::CredentialStatus::Active,
+                })
+                .await
+                .map_err(temp)?;
+            let id = match outcome {
+                store::StoreCredentialOutcome::Stored { credential_id, .. }
+                | store::StoreCredentialOutcome::AlreadyIssued { credential_id } => credential_id,
+                store::StoreCredentialOutcome::Stale { .. } => continue,
+            };
+            return self
+                .store
+                .get_credential(&id)
+                .await
+                .map_err(temp)?
+                .ok_or(ActionError::Temporary("credential vanished"));
+        }
+        Err(ActionError::Temporary("doses kept changing"))
+    }
+}
+
+fn to_model_dose(d: &store::Dose) -> Option<model::Dose> {
+    Some(model::Dose {
+        source: model::SourceKey {
+            system: d.source_system.clone(),
+            id: d.source_id.clone(),
+        },
+        version: model::SourceVersion::default(),
+        vaccine: model::VaccineCode {
+            system: d.vaccine_system.clone(),
+            code: d.vaccine_code.clone(),
+        },
+        disease: d.disease.clone(),
+        occurrence: d.occurrence.as_deref().and_then(model::FhirDate::parse)?,
+        lot_number: d.lot_number.clone(),
+        performer: d.performer.clone(),
+        is_subpotent: d.is_subpotent,
+        ial: None,
+    })
 }
 
 #[async_trait]
@@ -169,51 +331,55 @@ impl CardActions for SigningActions {
     async fn issue(
         &self,
         ctx: &ActionContext,
-        patient: &model::Patient,
-        doses: &[model::Dose],
+        record: &model::Normalized,
+        card_doses: &[model::Dose],
     ) -> Result<IssuedCard, ActionError> {
-        let bundle = model::card_bundle(patient, doses, &model::CardOptions::default())
-            .map_err(|r| ActionError::Card(r.code()))?;
-        let signer = self
-            .keys
-            .active_signer(&self.issuer_id)
-            .map_err(|_| ActionError::Temporary("no active signing key"))?;
-        // A fresh issuer per click: its buffers cost far less than the clinician's click.
-        let mut card_issuer = shc::CardIssuer::new(signer);
-        let card = card_issuer
-            .issue_minimized(&bundle, &shc::Claims::new(&self.iss))
-            .map_err(|e| ActionError::Card(e.code()))?;
+        let disease = card_doses
+            .first()
+            .map(|d| d.disease.clone())
+            .ok_or(ActionError::Card("no-doses"))?;
+        let patient_id = self.apply(ctx, record).await?;
+        let credential = self
+            .current_credential(&record.patient, &patient_id, &disease)
+            .await?;
         self.store
             .append_audit(&store::NewAuditEntry {
                 actor: ctx.clinician.clone(),
-                action: "card.issue.launch".to_owned(),
-                subject_kind: "ehr-patient".to_owned(),
-                subject_id: ctx.ehr_patient_id.clone(),
+                action: "credential.issue.launch".to_owned(),
+                subject_kind: "credential".to_owned(),
+                subject_id: credential.id.clone(),
                 details: serde_json::json!({
+                    "patient_id": patient_id,
                     "ehr": ctx.ehr,
-                    "issuer_id": self.issuer_id,
-                    "kid": card.kid,
-                    "doses": doses.len(),
+                    "kid": credential.kid,
+                    "doses_version": credential.doses_version,
                 }),
             })
             .await
             .map_err(|_| ActionError::Temporary("audit write failed"))?;
-        tracing::info!(kid = %card.kid, doses = doses.len(), "card issued from launch");
+        tracing::info!(credential_id = %credential.id, kid = %credential.kid, "card issued from launch");
+        let qr_text =
+            shc::qr::numeric_text(&credential.artefact).map_err(|e| ActionError::Card(e.code()))?;
         Ok(IssuedCard {
-            credential_id: None,
-            jws: card.jws,
-            qr_text: card.qr_text,
-            kid: card.kid,
+            credential_id: Some(credential.id),
+            jws: credential.artefact,
+            qr_text,
+            kid: credential.kid,
         })
     }
 
     async fn printable_pdf(
         &self,
         _ctx: &ActionContext,
-        _card: &IssuedCard,
+        card: &IssuedCard,
         _patient: &model::Patient,
     ) -> Result<Vec<u8>, ActionError> {
-        Err(ActionError::NotAvailable("printing"))
+        let opts = issuer::pdf::PrintOptions {
+            issuer_name: &self.issuer_name,
+            iss: &self.iss,
+            paper: self.paper,
+        };
+        issuer::pdf::render(&card.jws, &opts).map_err(|e| ActionError::Card(e.code()))
     }
 
     async fn send_sms(

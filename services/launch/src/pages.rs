@@ -226,6 +226,7 @@ fn explain(err: &LaunchError) -> (&'static str, &'static str, &'static str) {
         LaunchError::Csrf => ("The form expired", "The form was sent without this session's security token.", "Go back, reload the page and try again."),
         LaunchError::Action(A::NotAvailable(_)) => ("Not available here", "This action is not set up on this vaxcred server.", "Use another action (the QR code or the download), or ask your IT team."),
         LaunchError::Action(A::Invalid(_)) => ("Please check what you typed", "The phone number or address could not be used.", "Go back, correct it, and try again."),
+        LaunchError::Action(A::HeldForReview) => ("Held for review", "This patient's identifiers match more than one person in vaxcred, so the card is held until a colleague checks them.", "No card was issued. The review team has been notified through the review queue."),
         LaunchError::Action(A::Card(_)) => ("The card could not be made", "These doses could not be put on a card.", "Tell your IT team the reference code below."),
         LaunchError::Action(_) => ("Temporarily unavailable", "The action did not go through.", "Try again in a minute."),
         LaunchError::Store(_) => ("vaxcred is having trouble", "vaxcred could not reach its database.", "Try again in a minute."),

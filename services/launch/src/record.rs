@@ -38,6 +38,8 @@ pub struct RecordView {
     pub card_doses: Vec<model::Dose>,
     /// The card's disease group label (`COVID-19`), when there are doses.
     pub group_label: Option<String>,
+    /// The whole record as the model sees it (every dose event), for issuing.
+    pub normalized: model::Normalized,
 }
 
 impl RecordView {
@@ -111,6 +113,7 @@ pub fn build_view(record: &PatientRecord) -> Result<RecordView> {
 
     let mut patient: Option<Patient> = None;
     let mut doses = DoseSet::new();
+    let mut events = Vec::new();
     let mut rows = Vec::new();
     let mut row_sources = Vec::new();
     for imm in &record.immunizations {
@@ -140,6 +143,7 @@ pub fn build_view(record: &PatientRecord) -> Result<RecordView> {
                         row.reason = Some("Marked \"entered in error\" in the EHR".to_owned());
                     }
                     row_sources.push((rows.len(), ev.source().clone()));
+                    events.push(ev.clone());
                     doses.apply(ev);
                 }
             }
@@ -177,6 +181,11 @@ pub fn build_view(record: &PatientRecord) -> Result<RecordView> {
         }
     }
     Ok(RecordView {
+        normalized: model::Normalized {
+            patient: patient.clone(),
+            events,
+            skipped: Vec::new(),
+        },
         patient,
         rows,
         card_doses,

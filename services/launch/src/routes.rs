@@ -50,7 +50,9 @@ impl ResponseError for LaunchError {
             }
             LaunchError::Action(A::NotAvailable(_)) => S::NOT_IMPLEMENTED,
             LaunchError::Action(A::Invalid(_)) => S::BAD_REQUEST,
-            LaunchError::Action(A::Card(_)) => S::UNPROCESSABLE_ENTITY,
+            LaunchError::Action(A::Card(_)) | LaunchError::Action(A::HeldForReview) => {
+                S::UNPROCESSABLE_ENTITY
+            }
             LaunchError::Action(_) => S::SERVICE_UNAVAILABLE,
             LaunchError::Internal(_) => S::INTERNAL_SERVER_ERROR,
         }
@@ -363,7 +365,7 @@ async fn issue(
     }
     let card = state
         .actions
-        .issue(&context(&session), &view.patient, &view.card_doses)
+        .issue(&context(&session), &view.normalized, &view.card_doses)
         .await?;
     session.data.card = Some(card);
     state.sessions.save(&session).await?;

@@ -1,7 +1,7 @@
 //! A real headless Chromium (Debian's `chromium` + `chromedriver`) walks the launch: EHR launch
 //! URL → the EHR's consent page → doses page → "Issue card now" → the QR on the screen, read back
 //! from a screenshot, decodes to a card that verifies. Screenshots of the doses page and the QR
-//! page are saved to `target/screenshots/` for people to look at.
+//! page are saved to `target/screenshots/` for people to look at; "Print (PDF)" answers a PDF.
 //!
 //! Driven over chromedriver's W3C WebDriver HTTP API with reqwest (no extra crate: six calls).
 
@@ -217,6 +217,40 @@ async fn chromium_walks_the_launch_and_scans_the_card_from_the_screen() {
         "{:?}",
         verification.all_problems().collect::<Vec<_>>()
     );
+
+    // "Print (PDF)": the page's own print form, posted with the browser's session cookie and
+    // the page's CSRF token (the page's CSP forbids scripts, so the POST goes from here).
+    let cookies = driver.cmd(reqwest::Method::GET, "/cookie", json!({})).await;
+    let session = cookies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == launch::session::COOKIE_NAME)
+        .expect("the browser holds the session cookie");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["secure"], true);
+    assert_eq!(session["sameSite"], "Lax");
+    let page = driver.source().await;
+    assert!(page.contains("action=\"/launch/print\""));
+    let csrf = crate::helpers::csrf_of(&page);
+    let pdf = reqwest::Client::new()
+        .post(format!("{}/launch/print", app.base))
+        .header(
+            "cookie",
+            format!(
+                "{}={}",
+                launch::session::COOKIE_NAME,
+                session["value"].as_str().unwrap()
+            ),
+        )
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let bytes = pdf.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
 
     driver.quit().await;
 }

@@ -66,19 +66,50 @@ async fn full_launch_shows_doses_and_issues_a_card_that_verifies() {
     // The sms form offers the mobile number from Patient.telecom.
     assert!(card.body.contains("+1 617 555 0199"));
 
-    // The issuance is audited with the clinician.
+    // The card is the patient's stored, active credential; its issuance is audited with the
+    // clinician.
+    let patient = app
+        .db
+        .store
+        .find_patient_by_identifier(
+            &app.issuer_id,
+            &app.ehr.state.fhir_base(),
+            &format!("Patient/{PATIENT_ID}"),
+        )
+        .await
+        .unwrap()
+        .expect("the launch applied the patient to the store");
+    let creds = app.db.store.list_credentials(&patient.id).await.unwrap();
+    assert_eq!(creds.len(), 1);
+    assert_eq!(creds[0].status, store::CredentialStatus::Active);
+    assert!(qr_text.len() > 100 && shc::qr::numeric_text(&creds[0].artefact).unwrap() == qr_text);
     let audit = app
         .db
         .store
-        .list_audit("ehr-patient", PATIENT_ID)
+        .list_audit("credential", &creds[0].id)
         .await
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].actor, FHIR_USER);
-    assert_eq!(audit[0].details["doses"], 2);
+    assert_eq!(audit[0].action, "credential.issue.launch");
+
+    // A second click for the same doses returns the same card: nothing is issued twice.
+    let csrf = csrf_of(&card.body);
+    let again = browser
+        .post(&format!("{}/launch/issue", app.base), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, 303);
+    assert_eq!(
+        app.db
+            .store
+            .list_credentials(&patient.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Download: the .smart-health-card file verifies too.
-    let csrf = csrf_of(&card.body);
     let file = browser
         .post(&format!("{}/launch/download", app.base), &[("csrf", &csrf)])
         .await;
@@ -86,12 +117,27 @@ async fn full_launch_shows_doses_and_issues_a_card_that_verifies() {
     assert_eq!(file.content_type, "application/smart-health-card");
     assert!(app.verifier().verify_file(&file.body, None).is_valid());
 
-    // Print is not wired to the issuer's PDF yet: explained on a page, not a raw error.
+    // Print: the issuer's one-page PDF.
     let print = browser
         .post(&format!("{}/launch/print", app.base), &[("csrf", &csrf)])
         .await;
-    assert_eq!(print.status, 501);
-    assert!(print.body.contains("Not available here"));
+    assert_eq!(print.status, 200, "{}", print.body);
+    assert_eq!(print.content_type, "application/pdf");
+    assert!(print.body.starts_with("%PDF-"));
+
+    // SMS is not wired to delivery yet: explained on a page, not a raw error.
+    let sms = browser
+        .post(
+            &format!("{}/launch/sms", app.base),
+            &[
+                ("csrf", &csrf),
+                ("phone", "+16175550199"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(sms.status, 501);
+    assert!(sms.body.contains("Not available here"));
 }
 
 #[tokio::test]
