@@ -35,6 +35,8 @@ pub enum DeliveryError {
     Status {
         /// The HTTP status.
         status: u16,
+        /// The peer's `Retry-After` (delta-seconds form), if any.
+        retry_after: Option<std::time::Duration>,
     },
     /// The SMS gateway answered something we could not read.
     #[error("unexpected SMS gateway response")]
@@ -70,8 +72,8 @@ impl DeliveryError {
             Self::Redirect { .. } => "outbound-redirect-refused",
             Self::Timeout => "outbound-timeout",
             Self::Connect(_) => "outbound-connect-failed",
-            Self::Status { status } if *status >= 500 => "peer-5xx",
-            Self::Status { status: 429 } => "peer-429",
+            Self::Status { status, .. } if *status >= 500 => "peer-5xx",
+            Self::Status { status: 429, .. } => "peer-429",
             Self::Status { .. } => "peer-4xx",
             Self::GatewayResponse => "sms-gateway-response",
             Self::SmsDisabled => "sms-disabled",
@@ -87,7 +89,7 @@ impl DeliveryError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Timeout | Self::Connect(_) | Self::Resolve | Self::GatewayResponse => true,
-            Self::Status { status } => *status >= 500 || *status == 408 || *status == 429,
+            Self::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             Self::Store(e) => e.is_retryable(),
             Self::Shl(e) => e.is_retryable(),
             Self::UrlRefused { .. }
@@ -96,6 +98,31 @@ impl DeliveryError {
             | Self::SmsDisabled
             | Self::BadPhone { .. }
             | Self::NotCurrent => false,
+        }
+    }
+}
+
+impl DeliveryError {
+    /// An error for a non-success response, keeping its `Retry-After` (delta-seconds only;
+    /// an HTTP-date is ignored and the schedule applies).
+    pub fn from_response(response: &reqwest::Response) -> Self {
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        Self::Status {
+            status: response.status().as_u16(),
+            retry_after,
+        }
+    }
+
+    /// The peer's requested wait before the next try, if it gave one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

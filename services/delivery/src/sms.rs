@@ -137,11 +137,8 @@ impl SmsGateway {
                     .form(&form)
             })
             .await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(DeliveryError::Status {
-                status: status.as_u16(),
-            });
+        if !response.status().is_success() {
+            return Err(DeliveryError::from_response(&response));
         }
         let bytes = response.bytes().await.map_err(|e| {
             if e.is_timeout() {

@@ -29,6 +29,8 @@ use crate::webhook::{self, WebhookSecret};
 pub const WALLET_CHANNEL_PREFIX: &str = "wallet:";
 /// Prefix of SMS delivery channels (`sms:{link id}`: one job per link sent).
 pub const SMS_CHANNEL_PREFIX: &str = "sms:";
+/// Longest `Retry-After` honoured; a peer asking for more gets the schedule's delay or this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
 /// Jobs attempted per poll.
 const POLL_BATCH: u32 = 50;
 
@@ -249,12 +251,12 @@ async fn push_wallet(state: &DeliveryState, job: &Delivery) -> Result<u16> {
         })
         .await?;
     let status = response.status().as_u16();
+    let error = (!response.status().is_success()).then(|| DeliveryError::from_response(&response));
     // Drain the (bounded-time) body so the connection can be reused; its content is ignored.
     let _ = tokio::time::timeout(state.inner.outbound.timeout(), response.bytes()).await;
-    if (200..300).contains(&status) {
-        Ok(status)
-    } else {
-        Err(DeliveryError::Status { status })
+    match error {
+        None => Ok(status),
+        Some(e) => Err(e),
     }
 }
 
@@ -279,10 +281,12 @@ pub(crate) async fn record_attempt(
         Err(e) => {
             let code = e.code().to_owned();
             let details = serde_json::json!({ "error_code": code, "retryable": e.is_retryable() });
-            match schedule
+            let next = schedule
                 .next_delay(attempts_made)
                 .filter(|_| e.is_retryable())
-            {
+                // Honour a peer's Retry-After when it asks for longer, up to MAX_RETRY_AFTER.
+                .map(|d| d.max(e.retry_after().unwrap_or_default().min(MAX_RETRY_AFTER)));
+            match next {
                 Some(delay) => (
                     AttemptOutcome::Retry {
                         error_code: code,

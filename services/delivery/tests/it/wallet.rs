@@ -232,3 +232,23 @@ async fn superseded_card_is_not_pushed_late() {
     assert_eq!(job.last_error.as_deref(), Some("credential-not-current"));
     assert!(wallet.seen().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let db = TestDb::sqlite().await;
+    let s = seed(&db.store).await;
+    let app = spawn_app(db.store.clone(), |_| {}).await;
+    let mut busy = Reply::status(429);
+    busy.headers = vec![("retry-after".into(), "2".into())];
+    let wallet = receiver(vec![busy, Reply::status(200)]).await;
+    register(&app, &s.patient_id, &wallet.base).await;
+    delivery::worker::enqueue_wallet_jobs(&app.state, &s.credential_id)
+        .await
+        .unwrap();
+    let job = settle(&app, &s.credential_id).await;
+    assert_eq!((job.status, job.attempts), (DeliveryStatus::Succeeded, 2));
+    let seen = wallet.seen();
+    let gap = seen[1].at - seen[0].at;
+    // The schedule says ~300 ms; the wallet asked for 2 s.
+    assert!(gap >= Duration::from_secs(2), "retried after {gap:?}");
+}
