@@ -260,6 +260,14 @@ pub async fn issue_for_patient(
     for c in ctx.store.list_credentials(patient_id).await? {
         if c.status == CredentialStatus::Active && !current.contains(&c.disease) {
             ctx.store.revoke_credential(&c.id).await?;
+            if let Some(rid) = &c.rid {
+                // A `rid` is per patient and key: without a time, the CRL entry would revoke the
+                // patient's *future* cards too. `rid.t` revokes cards with `nbf` < t only.
+                let t = (c.nbf + 1).max(now_secs());
+                ctx.store
+                    .add_revocation(&c.issuer_id, &c.kid, rid, Some(t))
+                    .await?;
+            }
             revoked.push(c.id);
         }
     }
@@ -330,6 +338,10 @@ pub async fn issue_for_patient(
     } else {
         IssueOutcome::Issued(issued)
     })
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(shc::payload::now_secs()).unwrap_or(i64::MAX)
 }
 
 /// The card-relevant identity as the model's patient. Stored identities were normalized on

@@ -1,0 +1,2 @@
+//! End-to-end pipeline benchmark (publish → card stored → delivery message published).
+fn main() {}

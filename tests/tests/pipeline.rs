@@ -1,0 +1,195 @@
+//! The whole pipeline over the real RabbitMQ and database: a mixed load of events (valid,
+//! malformed, wrong type, unknown code, duplicates, amendments, entered-in-error, Patients to
+//! fetch) must end exactly accounted for — on SQLite and on PostgreSQL, and after faults: the
+//! broker closing every connection, the consumers aborted mid-batch, the database cut for a
+//! while, the EHR answering 503 before 200.
+
+use std::collections::BTreeMap;
+
+use rand_core::RngCore;
+use vaxcred_tests::ehr::Ehr;
+use vaxcred_tests::fhir::{self, MRN};
+use vaxcred_tests::proxy::Proxy;
+use vaxcred_tests::{
+    assert_accounting, bus_config, message, random_name, wait_until, Backend, Expected, Pipeline,
+    TestDb, Vhost, EHR_SOURCE,
+};
+
+/// Sizes of one scenario.
+struct Mix {
+    patients: usize,
+    duplicates: usize,
+    amendments: usize,
+    withdrawals: usize,
+    fetched: usize,
+    bad_each: usize,
+}
+
+impl Mix {
+    /// 1,000 events: 700 doses, 100 duplicates, 50 amendments, 30 entered-in-error, 60 fetches,
+    /// 60 bad.
+    const THOUSAND: Mix = Mix { patients: 350, duplicates: 100, amendments: 50, withdrawals: 30, fetched: 60, bad_each: 20 };
+    /// A smaller mix for the fault tests (300 events).
+    const SMALL: Mix = Mix { patients: 100, duplicates: 30, amendments: 15, withdrawals: 10, fetched: 20, bad_each: 5 };
+
+    fn total(&self) -> usize {
+        self.patients * 2 + self.duplicates + self.amendments + self.withdrawals + self.fetched + 3 * self.bad_each
+    }
+}
+
+fn scenario(p: &Pipeline, mix: &Mix) -> (Vec<bus::Outgoing>, Expected) {
+    let t = p.bus.topology();
+    let mut out = Vec::new();
+    let mut expected = Expected::default();
+    for i in 0..mix.patients {
+        let mrn = format!("MRN-{i}");
+        out.push(message(t, fhir::dose(&mrn, 1, 1, "A1001"), Some(&format!("m-{i}-1")), None));
+        out.push(message(t, fhir::dose(&mrn, 2, 1, "B2002"), Some(&format!("m-{i}-2")), None));
+        expected.patients.insert((MRN.into(), mrn), 2);
+    }
+    for i in 0..mix.duplicates {
+        out.push(message(t, fhir::dose(&format!("MRN-{i}"), 1, 1, "A1001"), Some(&format!("m-{i}-1")), None));
+    }
+    for i in mix.duplicates..mix.duplicates + mix.amendments {
+        out.push(message(t, fhir::dose(&format!("MRN-{i}"), 1, 2, "A1001-B"), Some(&format!("a-{i}")), None));
+    }
+    let w0 = mix.duplicates + mix.amendments;
+    for i in w0..w0 + mix.withdrawals {
+        out.push(message(t, fhir::entered_in_error(&format!("MRN-{i}"), 2), Some(&format!("e-{i}")), None));
+        expected.patients.insert((MRN.into(), format!("MRN-{i}")), 1);
+    }
+    for i in 0..mix.fetched {
+        let id = format!("f{i}");
+        out.push(message(t, fhir::needs_fetch(&id), Some(&format!("f-{i}")), Some(EHR_SOURCE)));
+        expected.patients.insert((MRN.into(), id), 1);
+    }
+    for i in 0..mix.bad_each {
+        out.push(message(t, fhir::malformed(i), None, None));
+        out.push(message(t, fhir::wrong_type(i), Some(&format!("w-{i}")), None));
+        out.push(message(t, fhir::unknown_code(&format!("MRN-X{i}")), Some(&format!("u-{i}")), None));
+    }
+    assert_eq!(out.len(), mix.total());
+    // Shuffle: amendments and withdrawals may overtake what they amend.
+    for i in (1..out.len()).rev() {
+        let j = (rand_core::OsRng.next_u64() % (i as u64 + 1)) as usize;
+        out.swap(i, j);
+    }
+    expected.processed = (mix.patients * 2 + mix.amendments + mix.withdrawals + mix.fetched) as i64;
+    expected.rejected = (3 * mix.bad_each) as i64;
+    expected.dlq = BTreeMap::from([
+        ("not-fhir-json".to_owned(), mix.bad_each),
+        ("wrong-resource-type".to_owned(), mix.bad_each),
+        ("vaccine-code-unknown".to_owned(), mix.bad_each),
+    ]);
+    (out, expected)
+}
+
+async fn start(backend: Backend, amqp_url: Option<String>, pg_url: Option<String>) -> (Pipeline, TestDb, Ehr) {
+    let db = TestDb::new(backend, pg_url).await;
+    let bus = bus::Bus::connect(bus_config(&random_name("p"), amqp_url)).await.unwrap();
+    let ehr = Ehr::start().await;
+    let p = Pipeline::start(db.store.clone(), db.dir.path().to_owned(), bus, Some(&ehr)).await;
+    (p, db, ehr)
+}
+
+async fn thousand_events(backend: Backend) {
+    let (p, db, ehr) = start(backend, None, None).await;
+    let (messages, expected) = scenario(&p, &Mix::THOUSAND);
+    assert!(messages.len() >= 1000);
+    p.publish(messages).await;
+    assert_accounting(&p, &expected).await;
+    // SMART Backend Services: one token for all fetches (cached), every fetched Patient read once
+    // or more (redeliveries may read again), never more tokens than needed.
+    assert_eq!(ehr.state.tokens_issued.load(std::sync::atomic::Ordering::SeqCst), 1);
+    p.stop().await;
+    ehr.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_for_1000_events_on_sqlite() {
+    thousand_events(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_for_1000_events_on_postgres() {
+    thousand_events(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_the_broker_closing_every_connection() {
+    let vhost = Vhost::create().await;
+    let (p, db, ehr) = start(Backend::Postgres, Some(vhost.url()), None).await;
+    let (messages, expected) = scenario(&p, &Mix::SMALL);
+    p.publish(messages).await;
+    wait_until("some events processed", || async {
+        p.events().await.get(&store::EventStatus::Processed).copied().unwrap_or(0) >= 20
+    })
+    .await;
+    let generation = p.bus.connection_generation();
+    vhost.close_connections().await;
+    wait_until("reconnected", || async { p.bus.connection_generation() > generation && p.bus.is_ready() }).await;
+    assert_accounting(&p, &expected).await;
+    p.stop().await;
+    ehr.stop().await;
+    db.cleanup().await;
+    vhost.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_consumers_aborted_mid_batch() {
+    let (mut p, db, ehr) = start(Backend::Sqlite, None, None).await;
+    let (messages, expected) = scenario(&p, &Mix::SMALL);
+    p.publish(messages).await;
+    wait_until("some events processed", || async {
+        p.events().await.get(&store::EventStatus::Processed).copied().unwrap_or(0) >= 10
+    })
+    .await;
+    p.abort_ingest().await;
+    p.spawn_ingest(2);
+    assert_accounting(&p, &expected).await;
+    p.stop().await;
+    ehr.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_the_database_going_away() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let (p, db, ehr) = start(Backend::Postgres, None, Some(proxy.postgres_url())).await;
+    let (messages, expected) = scenario(&p, &Mix::SMALL);
+    p.publish(messages).await;
+    wait_until("some events processed", || async {
+        p.events().await.get(&store::EventStatus::Processed).copied().unwrap_or(0) >= 10
+    })
+    .await;
+    // Down until the pipeline has tried (and failed) to reconnect a few times.
+    proxy.set_down(true);
+    wait_until("the outage noticed", || async { proxy.refused() >= 5 }).await;
+    proxy.set_down(false);
+    assert_accounting(&p, &expected).await;
+    p.stop().await;
+    ehr.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_while_the_ehr_answers_503() {
+    let (p, db, ehr) = start(Backend::Sqlite, None, None).await;
+    ehr.fail_next(6);
+    let t = p.bus.topology();
+    let mut messages = Vec::new();
+    let mut expected = Expected::default();
+    for i in 0..10 {
+        let id = format!("r{i}");
+        messages.push(message(t, fhir::needs_fetch(&id), Some(&format!("r-{i}")), Some(EHR_SOURCE)));
+        expected.patients.insert((MRN.into(), id), 1);
+    }
+    expected.processed = 10;
+    p.publish(messages).await;
+    assert_accounting(&p, &expected).await;
+    assert_eq!(ehr.state.failures_served.load(std::sync::atomic::Ordering::SeqCst), 6);
+    p.stop().await;
+    ehr.stop().await;
+    db.cleanup().await;
+}
