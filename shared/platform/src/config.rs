@@ -197,6 +197,18 @@ pub struct LaunchConfig {
     pub ehr_allowlist: Vec<Url>,
     /// OAuth client id registered with the EHRs.
     pub client_id: Option<String>,
+    /// `private_key_jwt` (default: confidential client, ES384 client assertions, the app's JWKS
+    /// at `{public_base_url}/launch/jwks.json`) or `public` (PKCE only).
+    pub client_auth: Option<String>,
+    /// Private P-384 JWK file of the client key. Default `{data_dir}/launch-client-key.jwk.json`,
+    /// generated (mode 0600) on first start.
+    pub client_key_file: Option<PathBuf>,
+    /// Life of a clinician's session without use, seconds. Default 28800 (a shift).
+    pub session_ttl_secs: Option<u64>,
+    /// Timeout of one request to an EHR, milliseconds. Default 10000.
+    pub ehr_timeout_ms: Option<u64>,
+    /// Paper of the printable card: `letter` (default) or `a4`.
+    pub print_paper: Option<String>,
 }
 
 /// Log line format.
@@ -547,6 +559,16 @@ impl Config {
                 "launch.client_id",
                 "required when launch.ehr_allowlist is set",
             );
+        }
+        if let Some(auth) = &self.launch.client_auth {
+            if !matches!(auth.as_str(), "private_key_jwt" | "public") {
+                bad("launch.client_auth", "must be private_key_jwt or public");
+            }
+        }
+        if let Some(paper) = &self.launch.print_paper {
+            if !matches!(paper.to_ascii_lowercase().as_str(), "letter" | "a4") {
+                bad("launch.print_paper", "must be letter or a4");
+            }
         }
 
         if let Some(url) = &self.telemetry.otlp_endpoint {

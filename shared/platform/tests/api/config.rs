@@ -182,6 +182,32 @@ fn validation_reports_every_broken_rule_by_key() {
 }
 
 #[test]
+fn launch_settings_load_and_their_choices_are_checked() {
+    let c = Config::from_env_vars([
+        ("VAXCRED_LAUNCH__CLIENT_AUTH", "public"),
+        ("VAXCRED_LAUNCH__SESSION_TTL_SECS", "600"),
+        ("VAXCRED_LAUNCH__PRINT_PAPER", "A4"),
+    ])
+    .unwrap();
+    assert_eq!(c.launch.client_auth.as_deref(), Some("public"));
+    assert_eq!(c.launch.session_ttl_secs, Some(600));
+    let err = Config::from_env_vars([
+        ("VAXCRED_LAUNCH__CLIENT_AUTH", "client_secret_basic"),
+        ("VAXCRED_LAUNCH__PRINT_PAPER", "legal"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("launch.client_auth: must be private_key_jwt or public"),
+        "{text}"
+    );
+    assert!(
+        text.contains("launch.print_paper: must be letter or a4"),
+        "{text}"
+    );
+}
+
+#[test]
 fn type_errors_name_the_key_but_not_the_value() {
     let err = Config::from_env_vars([("VAXCRED_AMQP__PREFETCH", "s3cr3t-value")]).unwrap_err();
     assert_eq!(err.code(), "config-parse");
