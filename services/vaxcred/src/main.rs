@@ -8,9 +8,11 @@
 //! - [`tokens`]: `tokens create|revoke` (API tokens, stored hashed).
 //! - [`doctor`]: `doctor ISS` — an outside check of a running issuer.
 //! - [`normalize`]: `normalize` — what vaxcred makes of an EHR message.
+//! - [`dlq`]: `dlq list|replay` — the dead-letter queue for operators.
 //! - [`serve`]: `serve` — ingest, issue workers, outbox relay, delivery and HTTP in one process.
 
 mod cards;
+mod dlq;
 mod doctor;
 mod issuers;
 mod keys;
@@ -53,6 +55,9 @@ enum Command {
     /// API tokens for the issuer's HTTP API (admin, $health-cards-issue).
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// The dead-letter queue: list rejected messages with their reasons, replay them once fixed.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Check a running issuer from the outside, like the VCI directory's audit; exits 1 on a failure.
     Doctor(doctor::DoctorArgs),
 }
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Command::Issuers(cmd) => issuers::run(cmd),
         Command::Tokens(cmd) => tokens::run(cmd),
         Command::Doctor(args) => doctor::run(args),
+        Command::Dlq(cmd) => dlq::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -63,8 +63,8 @@ struct SourceSection {
 /// Loads the configuration, starts telemetry and a tokio runtime, and serves until a signal.
 pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let config = Config::load().context("configuration")?;
-    let _telemetry = platform::telemetry::init_telemetry("vaxcred", &config.telemetry)
-        .context("telemetry")?;
+    let _telemetry =
+        platform::telemetry::init_telemetry("vaxcred", &config.telemetry).context("telemetry")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,7 +73,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn bus_config(config: &Config) -> BusConfig {
+/// The bus settings of the configuration (also used by `vaxcred dlq`).
+pub(crate) fn bus_config(config: &Config) -> BusConfig {
     BusConfig {
         url: config.amqp.url.expose_secret().to_owned(),
         prefix: config.amqp.prefix.clone(),
@@ -90,10 +91,7 @@ fn bus_config(config: &Config) -> BusConfig {
     }
 }
 
-fn sources(
-    section: &IngestSection,
-    issuer_id: &str,
-) -> anyhow::Result<Vec<ingest::SourceConfig>> {
+fn sources(section: &IngestSection, issuer_id: &str) -> anyhow::Result<Vec<ingest::SourceConfig>> {
     let mut out = Vec::new();
     for s in &section.sources {
         let smart = match (&s.token_url, &s.client_id, &s.private_jwk_file) {
@@ -214,7 +212,12 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     for _ in 0..args.issue_workers.max(1) {
         let (ctx, cfg, token) = (issue_ctx.clone(), issue_config.clone(), shutdown.clone());
         tasks.spawn(async move {
-            ("issue", issuer::worker::run(ctx, cfg, token).await.map_err(Into::into))
+            (
+                "issue",
+                issuer::worker::run(ctx, cfg, token)
+                    .await
+                    .map_err(Into::into),
+            )
         });
     }
     {
@@ -246,8 +249,14 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .wrap(platform::http::request_tracing())
-            .configure(platform::http::configure(readiness.clone(), metrics.clone()))
-            .configure(issuer::jwks::configure(http_store.clone(), issuer_id.clone()))
+            .configure(platform::http::configure(
+                readiness.clone(),
+                metrics.clone(),
+            ))
+            .configure(issuer::jwks::configure(
+                http_store.clone(),
+                issuer_id.clone(),
+            ))
             .configure(delivery::configure(delivery_state.clone()))
     })
     .disable_signals()
@@ -276,7 +285,10 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
         warn!("tasks did not finish within 30 s; their unacked messages return to the queues");
         tasks.abort_all();
     }
