@@ -9,8 +9,11 @@
 //! [`issuer::keystore::KeyStore`], stores it as the active credential (superseding older ones and
 //! queueing delivery, like the issue worker) and audits the clinician (`fhirUser`). A second click
 //! for unchanged doses returns the same credential, so nothing is issued twice. Print renders the
-//! issuer's printable PDF (`issuer::pdf`). SMS and wallet answer [`ActionError::NotAvailable`]
-//! until they are wired to `delivery`.
+//! issuer's printable PDF (`issuer::pdf`). With a [`delivery::DeliveryState`]
+//! ([`SigningActions::with_delivery`]), SMS creates a SMART Health Link for the credential and
+//! sends its viewer link through delivery's gateway (retried by delivery), and the wallet action
+//! registers the patient's endpoint and queues the push; without one they answer
+//! [`ActionError::NotAvailable`].
 
 use std::sync::Arc;
 
@@ -92,8 +95,26 @@ impl ActionError {
 /// Result of sending a card by SMS.
 #[derive(Debug, Clone)]
 pub struct SmsSent {
-    /// The gateway's message id.
-    pub message_id: String,
+    /// The delivery job id (attempts are recorded against it).
+    pub delivery_id: String,
+}
+
+/// Result of registering a wallet endpoint.
+#[derive(Clone)]
+pub struct WalletRegistered {
+    /// Endpoint id.
+    pub endpoint_id: String,
+    /// The Standard Webhooks signing secret (`whsec_…`), shown once so the wallet can verify
+    /// pushes. `Debug` hides it.
+    pub signing_secret: String,
+}
+
+impl std::fmt::Debug for WalletRegistered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletRegistered")
+            .field("endpoint_id", &self.endpoint_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The actions.
@@ -131,7 +152,7 @@ pub trait CardActions: Send + Sync {
         ctx: &ActionContext,
         card: &IssuedCard,
         url: &str,
-    ) -> Result<(), ActionError>;
+    ) -> Result<WalletRegistered, ActionError>;
 
     /// The `.smart-health-card` file.
     fn health_card_file(&self, card: &IssuedCard) -> Vec<u8> {
@@ -149,6 +170,7 @@ pub struct SigningActions {
     issuer_name: String,
     paper: issuer::pdf::Paper,
     store: store::Store,
+    delivery: Option<delivery::DeliveryState>,
 }
 
 impl std::fmt::Debug for SigningActions {
@@ -177,7 +199,57 @@ impl SigningActions {
             issuer_name: "vaxcred".to_owned(),
             paper: issuer::pdf::Paper::Letter,
             store,
+            delivery: None,
         }
+    }
+
+    /// Sends SMS and wallet pushes through `delivery` (its SMS gateway, SSRF guard, retries).
+    pub fn with_delivery(mut self, delivery: delivery::DeliveryState) -> Self {
+        self.delivery = Some(delivery);
+        self
+    }
+
+    /// The delivery state and the stored credential behind `card`.
+    async fn delivery_and_credential(
+        &self,
+        card: &IssuedCard,
+        what: &'static str,
+    ) -> Result<(&delivery::DeliveryState, store::Credential), ActionError> {
+        let d = self
+            .delivery
+            .as_ref()
+            .ok_or(ActionError::NotAvailable(what))?;
+        let id = card
+            .credential_id
+            .as_deref()
+            .ok_or(ActionError::NotAvailable(what))?;
+        let credential = self
+            .store
+            .get_credential(id)
+            .await
+            .map_err(|_| ActionError::Temporary("database"))?
+            .ok_or(ActionError::Temporary("credential vanished"))?;
+        Ok((d, credential))
+    }
+
+    async fn audit(
+        &self,
+        ctx: &ActionContext,
+        action: &str,
+        credential_id: &str,
+        details: serde_json::Value,
+    ) -> Result<(), ActionError> {
+        self.store
+            .append_audit(&store::NewAuditEntry {
+                actor: ctx.clinician.clone(),
+                action: action.to_owned(),
+                subject_kind: "credential".to_owned(),
+                subject_id: credential_id.to_owned(),
+                details,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|_| ActionError::Temporary("audit write failed"))
     }
 
     /// The issuer's display name and paper size for printed cards (default `vaxcred`, Letter).
@@ -342,21 +414,18 @@ impl CardActions for SigningActions {
         let credential = self
             .current_credential(&record.patient, &patient_id, &disease)
             .await?;
-        self.store
-            .append_audit(&store::NewAuditEntry {
-                actor: ctx.clinician.clone(),
-                action: "credential.issue.launch".to_owned(),
-                subject_kind: "credential".to_owned(),
-                subject_id: credential.id.clone(),
-                details: serde_json::json!({
-                    "patient_id": patient_id,
-                    "ehr": ctx.ehr,
-                    "kid": credential.kid,
-                    "doses_version": credential.doses_version,
-                }),
-            })
-            .await
-            .map_err(|_| ActionError::Temporary("audit write failed"))?;
+        self.audit(
+            ctx,
+            "credential.issue.launch",
+            &credential.id,
+            serde_json::json!({
+                "patient_id": patient_id,
+                "ehr": ctx.ehr,
+                "kid": credential.kid,
+                "doses_version": credential.doses_version,
+            }),
+        )
+        .await?;
         tracing::info!(credential_id = %credential.id, kid = %credential.kid, "card issued from launch");
         let qr_text =
             shc::qr::numeric_text(&credential.artefact).map_err(|e| ActionError::Card(e.code()))?;
@@ -384,19 +453,91 @@ impl CardActions for SigningActions {
 
     async fn send_sms(
         &self,
-        _ctx: &ActionContext,
-        _card: &IssuedCard,
-        _phone: &str,
+        ctx: &ActionContext,
+        card: &IssuedCard,
+        phone: &str,
     ) -> Result<SmsSent, ActionError> {
-        Err(ActionError::NotAvailable("sms"))
+        let (d, credential) = self.delivery_and_credential(card, "sms").await?;
+        let to = delivery::sms::E164::parse(phone, &d.settings().phone_default_region)
+            .map_err(|_| ActionError::Invalid("phone number"))?;
+        let options = delivery::links::LinkOptions {
+            label: Some("Vaccination record".to_owned()),
+            ..delivery::links::LinkOptions::default()
+        };
+        let link = delivery::links::create_link(d, &credential, &options)
+            .await
+            .map_err(|e| delivery_error(&e, "sms"))?;
+        let job =
+            delivery::notify::send_link_sms(d, &credential.id, &link.link_id, to, link.viewer_link)
+                .await
+                .map_err(|e| delivery_error(&e, "sms"))?;
+        // The delivery id only: the link id is a capability and the number is PHI.
+        self.audit(
+            ctx,
+            "credential.send.sms",
+            &credential.id,
+            serde_json::json!({"delivery_id": job.id}),
+        )
+        .await?;
+        Ok(SmsSent {
+            delivery_id: job.id,
+        })
     }
 
     async fn register_wallet(
         &self,
-        _ctx: &ActionContext,
-        _card: &IssuedCard,
-        _url: &str,
-    ) -> Result<(), ActionError> {
-        Err(ActionError::NotAvailable("wallet"))
+        ctx: &ActionContext,
+        card: &IssuedCard,
+        url: &str,
+    ) -> Result<WalletRegistered, ActionError> {
+        let (d, credential) = self.delivery_and_credential(card, "wallet").await?;
+        let parsed = url::Url::parse(url).map_err(|_| ActionError::Invalid("wallet url"))?;
+        // The same SSRF guard the pushes go through: refuse now what could never be delivered.
+        d.outbound()
+            .vet(&parsed)
+            .await
+            .map_err(|_| ActionError::Invalid("wallet url"))?;
+        let secret = delivery::webhook::WebhookSecret::generate().to_wire();
+        let endpoint = self
+            .store
+            .create_wallet_endpoint(&store::NewWalletEndpoint {
+                patient_id: credential.patient_id.clone(),
+                url: parsed.to_string(),
+                secret: secret.clone(),
+            })
+            .await
+            .map_err(|_| ActionError::Temporary("database"))?;
+        delivery::worker::enqueue_wallet_jobs(d, &credential.id)
+            .await
+            .map_err(|e| delivery_error(&e, "wallet"))?;
+        // Push now rather than at the worker's next poll; failures are retried by delivery.
+        let d2 = d.clone();
+        tokio::spawn(async move {
+            if let Err(e) = delivery::worker::process_due(&d2).await {
+                tracing::warn!(
+                    error.code = e.code(),
+                    "wallet push after registration failed"
+                );
+            }
+        });
+        self.audit(
+            ctx,
+            "wallet.register.launch",
+            &credential.id,
+            serde_json::json!({"endpoint_id": endpoint.id}),
+        )
+        .await?;
+        Ok(WalletRegistered {
+            endpoint_id: endpoint.id,
+            signing_secret: secret,
+        })
+    }
+}
+
+fn delivery_error(e: &delivery::DeliveryError, what: &'static str) -> ActionError {
+    match e {
+        delivery::DeliveryError::SmsDisabled => ActionError::NotAvailable(what),
+        _ if e.is_retryable() => ActionError::Temporary(what),
+        _ => ActionError::Invalid(what),
     }
 }

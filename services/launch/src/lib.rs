@@ -37,7 +37,9 @@ pub mod smart;
 
 use std::sync::Arc;
 
-pub use actions::{ActionContext, ActionError, CardActions, IssuedCard, SigningActions};
+pub use actions::{
+    ActionContext, ActionError, CardActions, IssuedCard, SigningActions, SmsSent, WalletRegistered,
+};
 pub use error::LaunchError;
 pub use settings::{ClientAuth, LaunchSettings};
 

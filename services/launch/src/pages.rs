@@ -191,6 +191,21 @@ pub fn done_page(title: &str, message: &str) -> Markup {
     )
 }
 
+/// After registering a wallet: the signing secret the wallet app needs, shown once.
+pub fn wallet_page(signing_secret: &str) -> Markup {
+    layout(
+        "Wallet registered",
+        html! {
+            h1 { "Wallet registered" }
+            p.ok role="status" { "The card is being sent to the patient's wallet app; future updates will go there too." }
+            p { "If the patient's app asks for a signing secret, enter this once (it is not shown again):" }
+            label for="secret" { "Signing secret" }
+            input #secret type="text" readonly size="60" value=(signing_secret);
+            p { a href="/launch/card" { "Back to the card" } }
+        },
+    )
+}
+
 /// The explanation page for an error: what happened and what to do.
 pub fn error_page(err: &LaunchError) -> Markup {
     let (title, what, todo) = explain(err);

@@ -482,14 +482,11 @@ async fn wallet(
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .ok_or(LaunchError::BadRequest("url"))?;
-    state
+    let registered = state
         .actions
         .register_wallet(&context(&session), &card, url)
         .await?;
-    Ok(html(pages::done_page(
-        "Wallet registered",
-        "The card was sent to the patient's wallet app; future updates will go there too.",
-    )))
+    Ok(html(pages::wallet_page(&registered.signing_secret)))
 }
 
 async fn jwks(state: web::Data<LaunchState>) -> HttpResponse {

@@ -124,20 +124,99 @@ async fn full_launch_shows_doses_and_issues_a_card_that_verifies() {
     assert_eq!(print.status, 200, "{}", print.body);
     assert_eq!(print.content_type, "application/pdf");
     assert!(print.body.starts_with("%PDF-"));
+}
 
-    // SMS is not wired to delivery yet: explained on a page, not a raw error.
-    let sms = browser
+#[tokio::test]
+async fn sms_sends_a_health_link_and_the_wallet_gets_the_card() {
+    let app = spawn(Options::default()).await;
+    let mut browser = Browser::new();
+    let doses = launch_to_doses(&app, &mut browser).await;
+    let csrf = csrf_of(&doses.body);
+    browser
+        .post(&format!("{}/launch/issue", app.base), &[("csrf", &csrf)])
+        .await;
+    let card = browser.get(&format!("{}/launch/card", app.base)).await;
+    let csrf = csrf_of(&card.body);
+    let sms_url = format!("{}/launch/sms", app.base);
+
+    // Unconfirmed number or a number that is not one: explained, nothing sent.
+    let page = browser
+        .post(&sms_url, &[("csrf", &csrf), ("phone", "+1 617 555 0199")])
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Please check what you typed"));
+    let page = browser
         .post(
-            &format!("{}/launch/sms", app.base),
+            &sms_url,
+            &[("csrf", &csrf), ("phone", "12"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+
+    // The number as typed on the page (edited format), confirmed.
+    let page = browser
+        .post(
+            &sms_url,
             &[
                 ("csrf", &csrf),
-                ("phone", "+16175550199"),
+                ("phone", "(617) 555-0199"),
                 ("confirm", "yes"),
             ],
         )
         .await;
-    assert_eq!(sms.status, 501);
-    assert!(sms.body.contains("Not available here"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Text message sent"));
+    app.receivers
+        .wait_until("the SMS", |g| !g.sms.lock().unwrap().is_empty())
+        .await;
+    let sms = app.receivers.got.sms.lock().unwrap()[0].clone();
+    assert_eq!(sms["To"], "+16175550199");
+    assert!(
+        sms["Body"].contains(&format!("{}/shl/view#shlink:/", app.base)),
+        "{sms:?}"
+    );
+    assert_eq!(app.receivers.got.sms.lock().unwrap().len(), 1);
+
+    // Wallet: registered, then the card is pushed, signed the Standard Webhooks way.
+    let hook = format!("{}/hook", app.receivers.base);
+    let page = browser
+        .post(
+            &format!("{}/launch/wallet", app.base),
+            &[("csrf", &csrf), ("url", &hook)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let at = page.body.find("whsec_").unwrap();
+    let secret: String = page.body[at..].chars().take_while(|c| *c != '"').collect();
+    app.receivers
+        .wait_until("the wallet push", |g| !g.pushes.lock().unwrap().is_empty())
+        .await;
+    let (headers, body) = app.receivers.got.pushes.lock().unwrap()[0].clone();
+    let ts: i64 = headers["webhook-timestamp"].parse().unwrap();
+    delivery::webhook::WebhookSecret::parse(&secret)
+        .unwrap()
+        .verify(
+            &headers["webhook-id"],
+            ts,
+            &body,
+            &headers["webhook-signature"],
+            ts,
+            300,
+        )
+        .unwrap();
+    assert!(app
+        .verifier()
+        .verify_file(std::str::from_utf8(&body).unwrap(), None)
+        .is_valid());
+
+    // A wallet URL the SSRF guard refuses is explained, not registered.
+    let page = browser
+        .post(
+            &format!("{}/launch/wallet", app.base),
+            &[("csrf", &csrf), ("url", "http://10.0.0.1/hook")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
 }
 
 #[tokio::test]

@@ -80,6 +80,7 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub base: String,
+    pub receivers: crate::receivers::Receivers,
     pub ehr: MockEhr,
     pub db: TestDb,
     pub issuer_id: String,
@@ -122,12 +123,22 @@ pub async fn spawn(opts: Options) -> TestApp {
         CLIENT_ID,
         client_auth,
     );
-    let actions = Arc::new(SigningActions::new(
-        keys.clone(),
-        issuer.id.clone(),
-        ISS,
-        db.store.clone(),
-    ));
+    // Delivery for real: its SMS gateway client and SSRF guard (loopback allow-listed for the
+    // in-process receivers), wallet pushes with retries.
+    let receivers = crate::receivers::Receivers::start().await;
+    let mut delivery_settings = delivery::DeliverySettings::new(base.clone());
+    delivery_settings.outbound_allowlist = vec!["127.0.0.1".to_owned()];
+    delivery_settings.sms = Some(delivery::sms::SmsSettings {
+        base_url: url::Url::parse(&receivers.base).unwrap(),
+        account: "AC0001".to_owned(),
+        token: platform::SecretString::from("test-token".to_owned()),
+        from: "+15005550006".to_owned(),
+    });
+    let delivery_state = delivery::DeliveryState::new(db.store.clone(), delivery_settings).unwrap();
+    let actions = Arc::new(
+        SigningActions::new(keys.clone(), issuer.id.clone(), ISS, db.store.clone())
+            .with_delivery(delivery_state),
+    );
     let state = LaunchState::new(settings, db.store.clone(), actions).unwrap();
     let configure = launch::configure(state);
     let server = HttpServer::new(move || App::new().configure(configure.clone()))
@@ -139,6 +150,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     tokio::spawn(server);
     TestApp {
         base,
+        receivers,
         ehr,
         db,
         issuer_id: issuer.id,

@@ -16,3 +16,4 @@ mod browser;
 mod flow;
 mod helpers;
 mod mock_ehr;
+mod receivers;
