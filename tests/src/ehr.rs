@@ -72,7 +72,12 @@ impl Ehr {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ehr { port, state, private_jwk, handle }
+        Ehr {
+            port,
+            state,
+            private_jwk,
+            handle,
+        }
     }
 
     /// FHIR base URL.
@@ -109,14 +114,26 @@ impl Ehr {
 
 fn check_assertion(shared: &Shared, jwt: &str) -> bool {
     let parts: Vec<&str> = jwt.split('.').collect();
-    let [h, c, s] = parts.as_slice() else { return false };
-    let Ok(sig) = URL_SAFE_NO_PAD.decode(s) else { return false };
-    let Ok(sig) = Signature::from_slice(&sig) else { return false };
-    if shared.key.verify(format!("{h}.{c}").as_bytes(), &sig).is_err() {
+    let [h, c, s] = parts.as_slice() else {
+        return false;
+    };
+    let Ok(sig) = URL_SAFE_NO_PAD.decode(s) else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(&sig) else {
+        return false;
+    };
+    if shared
+        .key
+        .verify(format!("{h}.{c}").as_bytes(), &sig)
+        .is_err()
+    {
         return false;
     }
-    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap_or_default()).unwrap_or_default();
-    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).unwrap_or_default()).unwrap_or_default();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap_or_default()).unwrap_or_default();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).unwrap_or_default()).unwrap_or_default();
     header["alg"] == "ES384"
         && claims["iss"] == CLIENT_ID
         && claims["sub"] == CLIENT_ID
@@ -126,7 +143,11 @@ fn check_assertion(shared: &Shared, jwt: &str) -> bool {
 }
 
 async fn token(shared: web::Data<Shared>, form: web::Form<Vec<(String, String)>>) -> HttpResponse {
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let ok = get("grant_type") == Some("client_credentials")
         && get("client_assertion_type") == Some(ingest::smart::ASSERTION_TYPE)
         && get("scope").is_some()
@@ -140,8 +161,15 @@ async fn token(shared: web::Data<Shared>, form: web::Form<Vec<(String, String)>>
     }))
 }
 
-async fn patient(shared: web::Data<Shared>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
-    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+async fn patient(
+    shared: web::Data<Shared>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
     if auth != Some(&format!("Bearer {TOKEN}")) {
         return HttpResponse::Unauthorized().finish();
     }

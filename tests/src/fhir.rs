@@ -20,7 +20,15 @@ pub fn patient_resource(id: &str, mrn: &str) -> Value {
 }
 
 /// An Immunization resource.
-pub fn immunization(imm_id: &str, version: u32, status: &str, cvx: &str, date: &str, lot: &str, patient_ref: &str) -> Value {
+pub fn immunization(
+    imm_id: &str,
+    version: u32,
+    status: &str,
+    cvx: &str,
+    date: &str,
+    lot: &str,
+    patient_ref: &str,
+) -> Value {
     json!({
         "resourceType": "Immunization",
         "meta": { "versionId": version.to_string() },
@@ -52,25 +60,66 @@ pub fn bundle(mrn: &str, imm: Value) -> Vec<u8> {
 /// Dose `n` (1 or 2) of a patient, completed, version 1.
 pub fn dose(mrn: &str, n: u32, version: u32, lot: &str) -> Vec<u8> {
     let date = if n == 1 { "2021-01-10" } else { "2021-02-10" };
-    bundle(mrn, immunization(&format!("{mrn}-imm{n}"), version, "completed", "207", date, lot, ""))
+    bundle(
+        mrn,
+        immunization(
+            &format!("{mrn}-imm{n}"),
+            version,
+            "completed",
+            "207",
+            date,
+            lot,
+            "",
+        ),
+    )
 }
 
 /// Dose `n` withdrawn (`entered-in-error`, version 2).
 pub fn entered_in_error(mrn: &str, n: u32) -> Vec<u8> {
     let date = if n == 1 { "2021-01-10" } else { "2021-02-10" };
-    bundle(mrn, immunization(&format!("{mrn}-imm{n}"), 2, "entered-in-error", "207", date, "A1001", ""))
+    bundle(
+        mrn,
+        immunization(
+            &format!("{mrn}-imm{n}"),
+            2,
+            "entered-in-error",
+            "207",
+            date,
+            "A1001",
+            "",
+        ),
+    )
 }
 
 /// A bare Immunization referencing `Patient/{id}` on the source EHR (the Patient is fetched).
 pub fn needs_fetch(patient_id: &str) -> Vec<u8> {
-    immunization(&format!("{patient_id}-imm1"), 1, "completed", "208", "2021-03-01", "F1001", &format!("Patient/{patient_id}"))
-        .to_string()
-        .into_bytes()
+    immunization(
+        &format!("{patient_id}-imm1"),
+        1,
+        "completed",
+        "208",
+        "2021-03-01",
+        "F1001",
+        &format!("Patient/{patient_id}"),
+    )
+    .to_string()
+    .into_bytes()
 }
 
 /// A valid bundle with a vaccine code outside every value set.
 pub fn unknown_code(mrn: &str) -> Vec<u8> {
-    bundle(mrn, immunization(&format!("{mrn}-immx"), 1, "completed", "99999", "2021-01-10", "X1001", ""))
+    bundle(
+        mrn,
+        immunization(
+            &format!("{mrn}-immx"),
+            1,
+            "completed",
+            "99999",
+            "2021-01-10",
+            "X1001",
+            "",
+        ),
+    )
 }
 
 /// Not JSON.
@@ -80,5 +129,7 @@ pub fn malformed(n: usize) -> Vec<u8> {
 
 /// A FHIR resource of the wrong type.
 pub fn wrong_type(n: usize) -> Vec<u8> {
-    json!({ "resourceType": "Observation", "id": format!("obs-{n}"), "status": "final" }).to_string().into_bytes()
+    json!({ "resourceType": "Observation", "id": format!("obs-{n}"), "status": "final" })
+        .to_string()
+        .into_bytes()
 }

@@ -3,6 +3,16 @@
 //! database (own SQLite file or own PostgreSQL schema), a fake EHR (SMART token endpoint and FHIR
 //! Patient reads) on port 0, FHIR message builders, a switchable TCP proxy to cut the database,
 //! and bounded polling.
+//!
+//! This crate is test code end to end (its library is the tests' shared helpers), so a failed
+//! setup step panics and fails the test loudly, as `allow-unwrap-in-tests` allows in tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers: a failed setup must fail the test loudly"
+)]
 
 pub mod ehr;
 pub mod fhir;
@@ -83,7 +93,11 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let store = Store::connect(None, dir.path()).await.unwrap();
-                TestDb { store, dir, schema: None }
+                TestDb {
+                    store,
+                    dir,
+                    schema: None,
+                }
             }
             Backend::Postgres => {
                 let schema = random_name("s");
@@ -99,7 +113,11 @@ impl TestDb {
                 )
                 .await
                 .unwrap();
-                TestDb { store, dir, schema: Some(schema) }
+                TestDb {
+                    store,
+                    dir,
+                    schema: Some(schema),
+                }
             }
         }
     }
@@ -153,7 +171,15 @@ impl Vhost {
 
     /// Closes every client connection of this vhost.
     pub async fn close_connections(&self) {
-        rabbitmqctl(&["close_all_connections", "--vhost", &self.name, "--limit", "100", "fault test"]).await;
+        rabbitmqctl(&[
+            "close_all_connections",
+            "--vhost",
+            &self.name,
+            "--limit",
+            "100",
+            "fault test",
+        ])
+        .await;
     }
 
     /// Deletes it.
@@ -205,12 +231,23 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts 2 ingest consumers, 2 issue workers and the relay.
-    pub async fn start(store: Store, data_dir: PathBuf, bus: Bus, ehr: Option<&ehr::Ehr>) -> Pipeline {
-        let issuer = issuer::issuers::ensure_default_issuer(&store, ISS, "Test issuer").await.unwrap();
+    pub async fn start(
+        store: Store,
+        data_dir: PathBuf,
+        bus: Bus,
+        ehr: Option<&ehr::Ehr>,
+    ) -> Pipeline {
+        let issuer = issuer::issuers::ensure_default_issuer(&store, ISS, "Test issuer")
+            .await
+            .unwrap();
         let keys = Arc::new(
-            FileKeyStore::open(&data_dir.join("keys"), &store, std::slice::from_ref(&issuer))
-                .await
-                .unwrap(),
+            FileKeyStore::open(
+                &data_dir.join("keys"),
+                &store,
+                std::slice::from_ref(&issuer),
+            )
+            .await
+            .unwrap(),
         );
         let relay = RelayHandle::new();
         let mut config = ingest::IngestConfig::new(issuer.id.clone());
@@ -218,7 +255,9 @@ impl Pipeline {
         if let Some(ehr) = ehr {
             config.sources.push(ehr.source_config(&issuer.id));
         }
-        let ingest = ingest::IngestContext::new(store.clone(), bus.clone(), config, relay.notifier(), None).unwrap();
+        let ingest =
+            ingest::IngestContext::new(store.clone(), bus.clone(), config, relay.notifier(), None)
+                .unwrap();
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let issue_ctx = IssueContext {
@@ -230,14 +269,20 @@ impl Pipeline {
         };
         for _ in 0..2 {
             let (ctx, token) = (issue_ctx.clone(), shutdown.clone());
-            let cfg = IssueConfig { rid_secret: Some("test-secret".into()), ..IssueConfig::default() };
+            let cfg = IssueConfig {
+                rid_secret: Some("test-secret".into()),
+                ..IssueConfig::default()
+            };
             tasks.push(tokio::spawn(async move {
                 issuer::worker::run(ctx, cfg, token).await.unwrap();
             }));
         }
         {
             let (s, b, r, token) = (store.clone(), bus.clone(), relay.clone(), shutdown.clone());
-            let cfg = RelayConfig { error_backoff: Duration::from_millis(100), ..RelayConfig::default() };
+            let cfg = RelayConfig {
+                error_backoff: Duration::from_millis(100),
+                ..RelayConfig::default()
+            };
             tasks.push(tokio::spawn(async move {
                 issuer::relay::run(s, b, r, cfg, token).await.unwrap();
             }));
@@ -301,14 +346,21 @@ impl Pipeline {
 
     /// The JWKS as a verifier sees it.
     pub async fn trust_store(&self) -> shc::TrustStore {
-        let doc = issuer::jwks::jwks_document(&self.store, &self.issuer_id).await.unwrap();
+        let doc = issuer::jwks::jwks_document(&self.store, &self.issuer_id)
+            .await
+            .unwrap();
         let jwks = shc::Jwks::parse(&doc.to_string()).unwrap();
         let mut trust = shc::TrustStore::new();
         trust.add_issuer(ISS, jwks);
         // Cards revoked while a patient had no dose left (withdrawals overtaking doses) put the
         // key's CRL in play: verifiers fetch it, so does this one.
         for (kid, _) in self.store.crl_versions(&self.issuer_id).await.unwrap() {
-            let crl = self.store.get_crl(&self.issuer_id, &kid).await.unwrap().unwrap();
+            let crl = self
+                .store
+                .get_crl(&self.issuer_id, &kid)
+                .await
+                .unwrap()
+                .unwrap();
             let rids: Vec<String> = crl
                 .rids
                 .iter()
@@ -317,7 +369,8 @@ impl Pipeline {
                     None => r.rid.clone(),
                 })
                 .collect();
-            let doc = serde_json::json!({ "kid": kid, "method": "rid", "ctr": crl.ctr, "rids": rids });
+            let doc =
+                serde_json::json!({ "kid": kid, "method": "rid", "ctr": crl.ctr, "rids": rids });
             trust.add_crl(&doc).unwrap();
         }
         trust
@@ -325,8 +378,14 @@ impl Pipeline {
 }
 
 /// A message to the EHR exchange.
-pub fn message(topology: &bus::Topology, body: Vec<u8>, message_id: Option<&str>, source: Option<&str>) -> Outgoing {
-    let mut m = Outgoing::new(topology.ehr_exchange(), "fhir.Immunization", body).content_type("application/fhir+json");
+pub fn message(
+    topology: &bus::Topology,
+    body: Vec<u8>,
+    message_id: Option<&str>,
+    source: Option<&str>,
+) -> Outgoing {
+    let mut m = Outgoing::new(topology.ehr_exchange(), "fhir.Immunization", body)
+        .content_type("application/fhir+json");
     if let Some(id) = message_id {
         m = m.message_id(id);
     }
@@ -367,26 +426,40 @@ pub async fn assert_accounting(p: &Pipeline, expected: &Expected) {
     .await;
     let topology = p.bus.topology().clone();
     wait_until("ingest and issue queues drained, outbox sent", || async {
-        p.bus.message_count(&topology.queue("ingest")).await.unwrap() == 0
+        p.bus
+            .message_count(&topology.queue("ingest"))
+            .await
+            .unwrap()
+            == 0
             && p.bus.message_count(&topology.queue("issue")).await.unwrap() == 0
             && p.store.count_pending_outbox().await.unwrap() == 0
     })
     .await;
     // Every patient has its current card (issue jobs may still be in flight).
     let mut patient_ids = Vec::new();
-    for ((system, value), _) in &expected.patients {
+    for (system, value) in expected.patients.keys() {
         wait_until("patient stored", || async {
-            p.store.find_patient_by_identifier(&p.issuer_id, system, value).await.unwrap().is_some()
+            p.store
+                .find_patient_by_identifier(&p.issuer_id, system, value)
+                .await
+                .unwrap()
+                .is_some()
         })
         .await;
-        let id = p.store.find_patient_by_identifier(&p.issuer_id, system, value).await.unwrap();
+        let id = p
+            .store
+            .find_patient_by_identifier(&p.issuer_id, system, value)
+            .await
+            .unwrap();
         patient_ids.push(id.unwrap());
     }
     for patient in &patient_ids {
         wait_until("current card", || async {
             let creds = p.store.list_credentials(&patient.id).await.unwrap();
             let current = p.store.get_patient(&patient.id).await.unwrap().unwrap();
-            creds.iter().any(|c| c.status == CredentialStatus::Active && c.doses_version == current.doses_version)
+            creds.iter().any(|c| {
+                c.status == CredentialStatus::Active && c.doses_version == current.doses_version
+            })
         })
         .await;
     }
@@ -397,15 +470,33 @@ pub async fn assert_accounting(p: &Pipeline, expected: &Expected) {
     .await;
 
     let e = p.events().await;
-    assert_eq!(e.get(&EventStatus::Processed).copied().unwrap_or(0), expected.processed, "{e:?}");
-    assert_eq!(e.get(&EventStatus::Rejected).copied().unwrap_or(0), expected.rejected, "{e:?}");
-    assert_eq!(e.get(&EventStatus::Retrying).copied().unwrap_or(0), 0, "{e:?}");
-    assert_eq!(e.get(&EventStatus::Received).copied().unwrap_or(0), 0, "{e:?}");
+    assert_eq!(
+        e.get(&EventStatus::Processed).copied().unwrap_or(0),
+        expected.processed,
+        "{e:?}"
+    );
+    assert_eq!(
+        e.get(&EventStatus::Rejected).copied().unwrap_or(0),
+        expected.rejected,
+        "{e:?}"
+    );
+    assert_eq!(
+        e.get(&EventStatus::Retrying).copied().unwrap_or(0),
+        0,
+        "{e:?}"
+    );
+    assert_eq!(
+        e.get(&EventStatus::Received).copied().unwrap_or(0),
+        0,
+        "{e:?}"
+    );
 
     let letters = p.bus.dlq_list(dlq_total + 50).await.unwrap();
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     for l in &letters {
-        *codes.entry(l.error_code.clone().unwrap_or_else(|| "(broker)".into())).or_default() += 1;
+        *codes
+            .entry(l.error_code.clone().unwrap_or_else(|| "(broker)".into()))
+            .or_default() += 1;
     }
     assert_eq!(codes, expected.dlq, "dead letters by code");
 
@@ -414,16 +505,36 @@ pub async fn assert_accounting(p: &Pipeline, expected: &Expected) {
     for (((_, _), doses), patient) in expected.patients.iter().zip(&patient_ids) {
         let creds = p.store.list_credentials(&patient.id).await.unwrap();
         stored_cards += creds.len();
-        let active: Vec<_> = creds.iter().filter(|c| c.status == CredentialStatus::Active).collect();
-        assert_eq!(active.len(), 1, "exactly one current card for {}", patient.id);
+        let active: Vec<_> = creds
+            .iter()
+            .filter(|c| c.status == CredentialStatus::Active)
+            .collect();
+        assert_eq!(
+            active.len(),
+            1,
+            "exactly one current card for {}",
+            patient.id
+        );
         let card = active.first().unwrap();
         let current = p.store.get_patient(&patient.id).await.unwrap().unwrap();
         assert_eq!(card.doses_version, current.doses_version, "card is current");
         let report = verifier.verify_jws(&card.artefact);
         assert!(report.is_valid(), "card verifies: {:?}", report.problems);
         let contents = report.contents.unwrap();
-        assert_eq!(contents.immunizations.len(), *doses, "doses on the card of {}", patient.id);
+        assert_eq!(
+            contents.immunizations.len(),
+            *doses,
+            "doses on the card of {}",
+            patient.id
+        );
     }
-    let deliver = p.bus.message_count(&topology.queue("deliver")).await.unwrap() as usize;
-    assert_eq!(deliver, stored_cards, "one delivery message per stored card");
+    let deliver = p
+        .bus
+        .message_count(&topology.queue("deliver"))
+        .await
+        .unwrap() as usize;
+    assert_eq!(
+        deliver, stored_cards,
+        "one delivery message per stored card"
+    );
 }

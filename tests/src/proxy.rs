@@ -34,7 +34,9 @@ impl Proxy {
                 let mut rx = tx.subscribe();
                 let target = target.clone();
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&target).await else { return };
+                    let Ok(server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     let (mut client, mut server) = (client, server);
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
@@ -43,7 +45,11 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, down, refused }
+        Proxy {
+            port,
+            down,
+            refused,
+        }
     }
 
     /// A PostgreSQL URL through the proxy.

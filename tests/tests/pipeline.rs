@@ -3,6 +3,7 @@
 //! fetch) must end exactly accounted for — on SQLite and on PostgreSQL, and after faults: the
 //! broker closing every connection, the consumers aborted mid-batch, the database cut for a
 //! while, the EHR answering 503 before 200.
+#![allow(clippy::unwrap_used, reason = "setup helpers of tests: failures must fail the test")]
 
 use std::collections::BTreeMap;
 
@@ -28,12 +29,31 @@ struct Mix {
 impl Mix {
     /// 1,000 events: 700 doses, 100 duplicates, 50 amendments, 30 entered-in-error, 60 fetches,
     /// 60 bad.
-    const THOUSAND: Mix = Mix { patients: 350, duplicates: 100, amendments: 50, withdrawals: 30, fetched: 60, bad_each: 20 };
+    const THOUSAND: Mix = Mix {
+        patients: 350,
+        duplicates: 100,
+        amendments: 50,
+        withdrawals: 30,
+        fetched: 60,
+        bad_each: 20,
+    };
     /// A smaller mix for the fault tests (300 events).
-    const SMALL: Mix = Mix { patients: 100, duplicates: 30, amendments: 15, withdrawals: 10, fetched: 20, bad_each: 5 };
+    const SMALL: Mix = Mix {
+        patients: 100,
+        duplicates: 30,
+        amendments: 15,
+        withdrawals: 10,
+        fetched: 20,
+        bad_each: 5,
+    };
 
     fn total(&self) -> usize {
-        self.patients * 2 + self.duplicates + self.amendments + self.withdrawals + self.fetched + 3 * self.bad_each
+        self.patients * 2
+            + self.duplicates
+            + self.amendments
+            + self.withdrawals
+            + self.fetched
+            + 3 * self.bad_each
     }
 }
 
@@ -43,30 +63,72 @@ fn scenario(p: &Pipeline, mix: &Mix) -> (Vec<bus::Outgoing>, Expected) {
     let mut expected = Expected::default();
     for i in 0..mix.patients {
         let mrn = format!("MRN-{i}");
-        out.push(message(t, fhir::dose(&mrn, 1, 1, "A1001"), Some(&format!("m-{i}-1")), None));
-        out.push(message(t, fhir::dose(&mrn, 2, 1, "B2002"), Some(&format!("m-{i}-2")), None));
+        out.push(message(
+            t,
+            fhir::dose(&mrn, 1, 1, "A1001"),
+            Some(&format!("m-{i}-1")),
+            None,
+        ));
+        out.push(message(
+            t,
+            fhir::dose(&mrn, 2, 1, "B2002"),
+            Some(&format!("m-{i}-2")),
+            None,
+        ));
         expected.patients.insert((MRN.into(), mrn), 2);
     }
     for i in 0..mix.duplicates {
-        out.push(message(t, fhir::dose(&format!("MRN-{i}"), 1, 1, "A1001"), Some(&format!("m-{i}-1")), None));
+        out.push(message(
+            t,
+            fhir::dose(&format!("MRN-{i}"), 1, 1, "A1001"),
+            Some(&format!("m-{i}-1")),
+            None,
+        ));
     }
     for i in mix.duplicates..mix.duplicates + mix.amendments {
-        out.push(message(t, fhir::dose(&format!("MRN-{i}"), 1, 2, "A1001-B"), Some(&format!("a-{i}")), None));
+        out.push(message(
+            t,
+            fhir::dose(&format!("MRN-{i}"), 1, 2, "A1001-B"),
+            Some(&format!("a-{i}")),
+            None,
+        ));
     }
     let w0 = mix.duplicates + mix.amendments;
     for i in w0..w0 + mix.withdrawals {
-        out.push(message(t, fhir::entered_in_error(&format!("MRN-{i}"), 2), Some(&format!("e-{i}")), None));
-        expected.patients.insert((MRN.into(), format!("MRN-{i}")), 1);
+        out.push(message(
+            t,
+            fhir::entered_in_error(&format!("MRN-{i}"), 2),
+            Some(&format!("e-{i}")),
+            None,
+        ));
+        expected
+            .patients
+            .insert((MRN.into(), format!("MRN-{i}")), 1);
     }
     for i in 0..mix.fetched {
         let id = format!("f{i}");
-        out.push(message(t, fhir::needs_fetch(&id), Some(&format!("f-{i}")), Some(EHR_SOURCE)));
+        out.push(message(
+            t,
+            fhir::needs_fetch(&id),
+            Some(&format!("f-{i}")),
+            Some(EHR_SOURCE),
+        ));
         expected.patients.insert((MRN.into(), id), 1);
     }
     for i in 0..mix.bad_each {
         out.push(message(t, fhir::malformed(i), None, None));
-        out.push(message(t, fhir::wrong_type(i), Some(&format!("w-{i}")), None));
-        out.push(message(t, fhir::unknown_code(&format!("MRN-X{i}")), Some(&format!("u-{i}")), None));
+        out.push(message(
+            t,
+            fhir::wrong_type(i),
+            Some(&format!("w-{i}")),
+            None,
+        ));
+        out.push(message(
+            t,
+            fhir::unknown_code(&format!("MRN-X{i}")),
+            Some(&format!("u-{i}")),
+            None,
+        ));
     }
     assert_eq!(out.len(), mix.total());
     // Shuffle: amendments and withdrawals may overtake what they amend.
@@ -84,9 +146,15 @@ fn scenario(p: &Pipeline, mix: &Mix) -> (Vec<bus::Outgoing>, Expected) {
     (out, expected)
 }
 
-async fn start(backend: Backend, amqp_url: Option<String>, pg_url: Option<String>) -> (Pipeline, TestDb, Ehr) {
+async fn start(
+    backend: Backend,
+    amqp_url: Option<String>,
+    pg_url: Option<String>,
+) -> (Pipeline, TestDb, Ehr) {
     let db = TestDb::new(backend, pg_url).await;
-    let bus = bus::Bus::connect(bus_config(&random_name("p"), amqp_url)).await.unwrap();
+    let bus = bus::Bus::connect(bus_config(&random_name("p"), amqp_url))
+        .await
+        .unwrap();
     let ehr = Ehr::start().await;
     let p = Pipeline::start(db.store.clone(), db.dir.path().to_owned(), bus, Some(&ehr)).await;
     (p, db, ehr)
@@ -100,7 +168,12 @@ async fn thousand_events(backend: Backend) {
     assert_accounting(&p, &expected).await;
     // SMART Backend Services: one token for all fetches (cached), every fetched Patient read once
     // or more (redeliveries may read again), never more tokens than needed.
-    assert_eq!(ehr.state.tokens_issued.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        ehr.state
+            .tokens_issued
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
     p.stop().await;
     ehr.stop().await;
     db.cleanup().await;
@@ -123,12 +196,20 @@ async fn survives_the_broker_closing_every_connection() {
     let (messages, expected) = scenario(&p, &Mix::SMALL);
     p.publish(messages).await;
     wait_until("some events processed", || async {
-        p.events().await.get(&store::EventStatus::Processed).copied().unwrap_or(0) >= 20
+        p.events()
+            .await
+            .get(&store::EventStatus::Processed)
+            .copied()
+            .unwrap_or(0)
+            >= 20
     })
     .await;
     let generation = p.bus.connection_generation();
     vhost.close_connections().await;
-    wait_until("reconnected", || async { p.bus.connection_generation() > generation && p.bus.is_ready() }).await;
+    wait_until("reconnected", || async {
+        p.bus.connection_generation() > generation && p.bus.is_ready()
+    })
+    .await;
     assert_accounting(&p, &expected).await;
     p.stop().await;
     ehr.stop().await;
@@ -142,7 +223,12 @@ async fn survives_consumers_aborted_mid_batch() {
     let (messages, expected) = scenario(&p, &Mix::SMALL);
     p.publish(messages).await;
     wait_until("some events processed", || async {
-        p.events().await.get(&store::EventStatus::Processed).copied().unwrap_or(0) >= 10
+        p.events()
+            .await
+            .get(&store::EventStatus::Processed)
+            .copied()
+            .unwrap_or(0)
+            >= 10
     })
     .await;
     p.abort_ingest().await;
@@ -160,7 +246,12 @@ async fn survives_the_database_going_away() {
     let (messages, expected) = scenario(&p, &Mix::SMALL);
     p.publish(messages).await;
     wait_until("some events processed", || async {
-        p.events().await.get(&store::EventStatus::Processed).copied().unwrap_or(0) >= 10
+        p.events()
+            .await
+            .get(&store::EventStatus::Processed)
+            .copied()
+            .unwrap_or(0)
+            >= 10
     })
     .await;
     // Down until the pipeline has tried (and failed) to reconnect a few times.
@@ -182,13 +273,23 @@ async fn retries_while_the_ehr_answers_503() {
     let mut expected = Expected::default();
     for i in 0..10 {
         let id = format!("r{i}");
-        messages.push(message(t, fhir::needs_fetch(&id), Some(&format!("r-{i}")), Some(EHR_SOURCE)));
+        messages.push(message(
+            t,
+            fhir::needs_fetch(&id),
+            Some(&format!("r-{i}")),
+            Some(EHR_SOURCE),
+        ));
         expected.patients.insert((MRN.into(), id), 1);
     }
     expected.processed = 10;
     p.publish(messages).await;
     assert_accounting(&p, &expected).await;
-    assert_eq!(ehr.state.failures_served.load(std::sync::atomic::Ordering::SeqCst), 6);
+    assert_eq!(
+        ehr.state
+            .failures_served
+            .load(std::sync::atomic::Ordering::SeqCst),
+        6
+    );
     p.stop().await;
     ehr.stop().await;
     db.cleanup().await;
