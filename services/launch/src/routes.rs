@@ -164,6 +164,16 @@ async fn start(
     if let Some(old) = req.cookie(COOKIE_NAME) {
         state.sessions.delete(old.value()).await?;
     }
+    // Expired sessions hold tokens: sweep them as launches come in (one indexed DELETE).
+    let sessions = state.sessions.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sessions.purge_expired().await {
+            tracing::warn!(
+                error.code = e.code(),
+                "purging expired launch sessions failed"
+            );
+        }
+    });
     let (cookie_value, _) = state
         .sessions
         .create(SessionData {
@@ -499,17 +509,28 @@ async fn jwks(state: web::Data<LaunchState>) -> HttpResponse {
     }
 }
 
-/// Registers every route on `cfg`.
+/// Registers every route on `cfg`, in a `/launch` scope whose form and query parsing errors are
+/// explained pages too (the scope keeps these handlers away from other services' routes).
 pub(crate) fn register(cfg: &mut web::ServiceConfig) {
-    cfg.route("/launch", web::get().to(ehr_launch))
-        .route("/launch/standalone", web::get().to(standalone_launch))
-        .route("/launch/callback", web::get().to(callback))
-        .route("/launch/patient", web::get().to(patient_page))
-        .route("/launch/issue", web::post().to(issue))
-        .route("/launch/card", web::get().to(card_page))
-        .route("/launch/print", web::post().to(print))
-        .route("/launch/download", web::post().to(download))
-        .route("/launch/sms", web::post().to(sms))
-        .route("/launch/wallet", web::post().to(wallet))
-        .route("/launch/jwks.json", web::get().to(jwks));
+    let form = web::FormConfig::default()
+        .limit(16 * 1024)
+        .error_handler(|_, _| LaunchError::BadRequest("form").into());
+    let query =
+        web::QueryConfig::default().error_handler(|_, _| LaunchError::BadRequest("query").into());
+    cfg.service(
+        web::scope("/launch")
+            .app_data(form)
+            .app_data(query)
+            .route("", web::get().to(ehr_launch))
+            .route("/standalone", web::get().to(standalone_launch))
+            .route("/callback", web::get().to(callback))
+            .route("/patient", web::get().to(patient_page))
+            .route("/issue", web::post().to(issue))
+            .route("/card", web::get().to(card_page))
+            .route("/print", web::post().to(print))
+            .route("/download", web::post().to(download))
+            .route("/sms", web::post().to(sms))
+            .route("/wallet", web::post().to(wallet))
+            .route("/jwks.json", web::get().to(jwks)),
+    );
 }

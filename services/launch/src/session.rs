@@ -121,6 +121,11 @@ impl Sessions {
         Ok(Session { id, data })
     }
 
+    /// Deletes expired sessions; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        Ok(self.store.purge_expired_launch_sessions().await?)
+    }
+
     /// Deletes a session (e.g. the previous one when a new launch starts in the same browser).
     pub async fn delete(&self, cookie_value: &str) -> Result<()> {
         self.store

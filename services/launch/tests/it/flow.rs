@@ -317,6 +317,17 @@ async fn an_iss_not_on_the_allowlist_is_refused_before_any_request() {
     let page = browser.get(&format!("{}/launch", app.base)).await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("incomplete"));
+    // So are malformed forms.
+    let page = browser
+        .http
+        .post(format!("{}/launch/issue", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![0xff, 0xfe, b'=', 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().is_client_error());
+    assert!(page.text().await.unwrap().contains("<html"));
 }
 
 #[tokio::test]
