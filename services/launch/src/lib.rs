@@ -76,6 +76,28 @@ impl LaunchState {
         })
     }
 
+    /// Everything from the platform config, for `vaxcred serve`: settings from `[launch]`, cards
+    /// signed for `issuer` with `keys`, printed on `launch.print_paper`, SMS and wallet through
+    /// `delivery` when given. `None` when launch is off (empty `launch.ehr_allowlist`).
+    pub fn from_config(
+        config: &platform::Config,
+        store: store::Store,
+        keys: Arc<dyn issuer::keystore::KeyStore>,
+        issuer: &store::Issuer,
+        delivery: Option<delivery::DeliveryState>,
+    ) -> Result<Option<Self>, LaunchError> {
+        let Some(settings) = LaunchSettings::from_config(config)? else {
+            return Ok(None);
+        };
+        let mut actions =
+            SigningActions::new(keys, issuer.id.clone(), issuer.iss.clone(), store.clone())
+                .with_print(issuer.display_name.clone(), settings::print_paper(config));
+        if let Some(d) = delivery {
+            actions = actions.with_delivery(d);
+        }
+        Self::new(settings, store, Arc::new(actions)).map(Some)
+    }
+
     /// The settings.
     pub fn settings(&self) -> &LaunchSettings {
         &self.settings

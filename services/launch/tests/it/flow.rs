@@ -388,6 +388,7 @@ async fn the_ehr_returning_503_is_explained() {
 async fn v1_only_servers_get_v1_scopes_and_public_clients_work() {
     let app = spawn(Options {
         public_client: true,
+        ..Options::default()
     })
     .await;
     app.ehr.state.v1_only.store(true, Ordering::SeqCst);
@@ -477,4 +478,45 @@ async fn a_patient_without_eligible_doses_gets_an_explanation_not_a_button() {
     assert_eq!(doses.status, 200, "{}", doses.body);
     assert!(doses.body.contains("Anyperson"));
     assert!(doses.body.contains("no vaccination record"));
+}
+
+#[tokio::test]
+async fn the_app_built_from_the_platform_config_launches_and_prints() {
+    let app = spawn(Options {
+        from_config: true,
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new();
+    let doses = launch_to_doses(&app, &mut browser).await;
+    // The generated client key signed an assertion the EHR checked against /launch/jwks.json.
+    assert!(app.ehr.state.token_failures.lock().unwrap().is_empty());
+    assert!(app
+        .db
+        .dir
+        .path()
+        .join("data/launch-client-key.jwk.json")
+        .exists());
+    let csrf = csrf_of(&doses.body);
+    let issued = browser
+        .post(&format!("{}/launch/issue", app.base), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(issued.status, 303);
+    let print = browser
+        .post(&format!("{}/launch/print", app.base), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(print.content_type, "application/pdf");
+    // No delivery given: SMS is explained as not available here.
+    let sms = browser
+        .post(
+            &format!("{}/launch/sms", app.base),
+            &[
+                ("csrf", &csrf),
+                ("phone", "+16175550199"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(sms.status, 501);
+    assert!(sms.body.contains("Not available here"));
 }

@@ -91,6 +91,8 @@ pub struct TestApp {
 #[derive(Default)]
 pub struct Options {
     pub public_client: bool,
+    /// Build the app with `LaunchState::from_config` from environment-style settings.
+    pub from_config: bool,
 }
 
 pub async fn spawn(opts: Options) -> TestApp {
@@ -139,7 +141,26 @@ pub async fn spawn(opts: Options) -> TestApp {
         SigningActions::new(keys.clone(), issuer.id.clone(), ISS, db.store.clone())
             .with_delivery(delivery_state),
     );
-    let state = LaunchState::new(settings, db.store.clone(), actions).unwrap();
+    let state = if opts.from_config {
+        let data_dir = db.dir.path().join("data").display().to_string();
+        let config = platform::Config::from_env_vars([
+            ("VAXCRED_DATA_DIR", data_dir.as_str()),
+            ("VAXCRED_HTTP__PUBLIC_BASE_URL", base.as_str()),
+            (
+                "VAXCRED_LAUNCH__EHR_ALLOWLIST",
+                ehr.state.fhir_base().as_str(),
+            ),
+            ("VAXCRED_LAUNCH__CLIENT_ID", CLIENT_ID),
+            ("VAXCRED_LAUNCH__PRINT_PAPER", "a4"),
+        ])
+        .unwrap();
+        let _ = (settings, actions);
+        LaunchState::from_config(&config, db.store.clone(), keys.clone(), &issuer, None)
+            .unwrap()
+            .expect("launch is configured")
+    } else {
+        LaunchState::new(settings, db.store.clone(), actions).unwrap()
+    };
     let configure = launch::configure(state);
     let server = HttpServer::new(move || App::new().configure(configure.clone()))
         .workers(1)
