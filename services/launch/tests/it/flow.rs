@@ -520,3 +520,19 @@ async fn the_app_built_from_the_platform_config_launches_and_prints() {
     assert_eq!(sms.status, 501);
     assert!(sms.body.contains("Not available here"));
 }
+
+#[tokio::test]
+async fn an_assertion_the_registered_jwks_does_not_verify_is_refused() {
+    let app = spawn(Options::default()).await;
+    *app.ehr.state.jwks_url.lock().unwrap() =
+        Some(format!("{}/other-jwks.json", app.ehr.state.base));
+    let mut browser = Browser::new();
+    let callback = authorize(&app, &mut browser, &app.launch_url()).await;
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("refused the sign-in"));
+    assert_eq!(
+        app.ehr.state.token_failures.lock().unwrap().as_slice(),
+        ["assertion signature"]
+    );
+}

@@ -127,6 +127,7 @@ impl MockEhr {
                 .route("/auth/token", web::post().to(token))
                 .route("/fhir/Patient/{id}", web::get().to(patient))
                 .route("/fhir/Immunization", web::get().to(immunizations))
+                .route("/other-jwks.json", web::get().to(other_jwks))
         })
         .workers(1)
         .disable_signals()
@@ -403,6 +404,11 @@ async fn immunizations(
                 "search": {"mode": "match"},
             })).collect::<Vec<_>>(),
         }))
+}
+
+/// A JWKS with somebody else's key: an EHR registered with it must refuse our assertions.
+async fn other_jwks() -> HttpResponse {
+    HttpResponse::Ok().json(launch::crypto::ClientKey::generate().jwks())
 }
 
 pub fn default_patient() -> Value {
