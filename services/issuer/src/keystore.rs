@@ -136,20 +136,26 @@ impl FileKeyStore {
     /// `{dir}/rid-secret` (mode 0600). Stable across restarts, so a patient's `rid` under one key
     /// stays the same and one CRL entry revokes all their cards of that key.
     pub fn rid_secret(&self) -> Result<String> {
-        let path = self.dir.join(RID_SECRET_FILE);
-        match fs::read_to_string(&path) {
-            Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("rid secret")(e)),
-        }
-        let mut bytes = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-        let secret =
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
-        write_private(&path, secret.as_bytes())?;
-        Ok(secret)
+        rid_secret_at(&self.dir)
     }
+}
+
+/// The `rid` secret kept in `dir` (see [`FileKeyStore::rid_secret`]); also used beside a PKCS#11
+/// key store, whose token holds only the signing keys.
+pub fn rid_secret_at(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join(RID_SECRET_FILE);
+    match fs::read_to_string(&path) {
+        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("rid secret")(e)),
+    }
+    fs::create_dir_all(dir).map_err(io("key dir"))?;
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    let secret = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    write_private(&path, secret.as_bytes())?;
+    Ok(secret)
 }
 
 impl KeyStore for FileKeyStore {

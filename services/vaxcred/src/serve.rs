@@ -18,12 +18,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bus::{Bus, BusConfig};
-use issuer::keystore::{FileKeyStore, KeyStore};
+use issuer::keystore::KeyStore;
 use issuer::relay::{RelayConfig, RelayHandle};
 use issuer::worker::{IssueConfig, IssueContext};
 use platform::{Config, ExposeSecret, Metrics, Readiness};
 use serde::Deserialize;
-use store::{Store, StoreOptions};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -127,30 +126,32 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     // reqwest is built with rustls but no provider (delivery's choice); ingest's EHR client is
     // built before delivery's, so install the provider first.
     delivery::outbound::ensure_crypto_provider();
-    std::fs::create_dir_all(&config.data_dir).context("data dir")?;
-    let database_url = config.database_url();
-    let store = Store::connect_with(
-        Some(database_url.expose_secret()),
-        &config.data_dir,
-        StoreOptions::default(),
-    )
-    .await
-    .context("database")?;
+    let store = crate::issuers::open_store(&config).await?;
     let bus = Bus::connect(bus_config(&config)).await.context("broker")?;
     let iss = config.iss();
     let default_issuer =
         issuer::issuers::ensure_default_issuer(&store, &iss, &config.issuer.display_name)
             .await
             .context("default issuer")?;
-    let keys = FileKeyStore::open(
-        &config.keys_dir(),
-        &store,
-        std::slice::from_ref(&default_issuer),
-    )
-    .await
-    .context("key store")?;
-    let rid_secret = keys.rid_secret().context("rid secret")?;
-    let keys: Arc<dyn KeyStore> = Arc::new(keys);
+    // Every issuer's `iss` must be https, without a trailing slash, and exactly where its JWKS is
+    // served (spec-checklist §R.2). A loopback base URL is a developer's machine: plain http is
+    // allowed there, as `platform` allows it, so the defaults alone run.
+    let public_base_url = config.public_base_url();
+    let allow_insecure = config.issuer.allow_insecure_iss || is_loopback(&public_base_url);
+    issuer::http::startup::check_issuers(&store, &public_base_url, allow_insecure)
+        .await
+        .context("issuer URLs")?;
+    // The configured key store (file by default, PKCS#11 for an HSM) over every issuer.
+    let managed = crate::issuers::open_keys(&config, &store).await?;
+    let rid_secret = issuer::keystore::rid_secret_at(&config.keys_dir()).context("rid secret")?;
+    let keys: Arc<dyn KeyStore> = managed.as_key_store();
+    let issuer_urls: HashMap<String, String> = store
+        .list_issuers()
+        .await
+        .context("issuers")?
+        .into_iter()
+        .map(|i| (i.id, i.iss))
+        .collect();
     let metrics = Metrics::new().context("metrics")?;
     let readiness = Readiness::new();
     let broker_flag = readiness.flag("amqp");
@@ -161,6 +162,19 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             while watch.changed().await.is_ok() {
                 flag.set(*watch.borrow_and_update());
+            }
+        });
+    }
+    {
+        let (keys, issuer_id) = (keys.clone(), default_issuer.id.clone());
+        readiness.probe("signing-key", move || {
+            let ok = keys.active_signer(&issuer_id).is_ok();
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("no active signing key")
+                }
             }
         });
     }
@@ -201,8 +215,8 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     let issue_ctx = IssueContext {
         store: store.clone(),
         bus: bus.clone(),
-        keys,
-        issuers: Arc::new(HashMap::from([(default_issuer.id.clone(), iss.clone())])),
+        keys: keys.clone(),
+        issuers: Arc::new(issuer_urls),
         relay: relay.clone(),
     };
     let issue_config = IssueConfig {
@@ -235,29 +249,56 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     // Delivery (wallet push, SMS, SHL hosting): its worker consumes `{p}.deliver`.
     let delivery_settings =
         delivery::DeliverySettings::from_config(&config).context("delivery settings")?;
-    let delivery_state =
-        delivery::DeliveryState::new(store.clone(), delivery_settings).context("delivery")?;
+    let delivery_state = delivery::DeliveryState::new(store.clone(), delivery_settings)
+        .context("delivery")?
+        .with_metrics(metrics.clone());
     {
         let (state, b, token) = (delivery_state.clone(), bus.clone(), shutdown.clone());
         tasks.spawn(async move { ("delivery", delivery::run_worker(state, b, token).await) });
     }
 
-    // HTTP: operational endpoints, the issuer's JWKS, delivery's routes. Further services
-    // (launch, portal, the issuer's full surface) mount here with `.configure(...)`.
-    let http_store = store.clone();
-    let issuer_id = default_issuer.id.clone();
+    // HTTP: operational endpoints, the issuer's surface (JWKS, CRLs, $health-cards-issue, card
+    // downloads, admin), delivery's routes (SMART Health Links, wallets, viewer) and, when the
+    // `[launch]` section configures an EHR, the clinicians' launch app.
+    let issuer_http = issuer::http::configure(issuer::http::HttpState::new(
+        store.clone(),
+        managed,
+        issuer::http::HttpSettings {
+            public_base_url,
+            admin_tokens: config
+                .admin
+                .tokens
+                .iter()
+                .map(|t| t.expose_secret().to_owned())
+                .collect(),
+            patient_token_secret: None,
+            revocation: true,
+            allow_insecure_iss: allow_insecure,
+        },
+    ));
+    let launch_http = launch::LaunchState::from_config(
+        &config,
+        store.clone(),
+        keys.clone(),
+        &default_issuer,
+        Some(delivery_state.clone()),
+    )
+    .context("launch app")?
+    .map(launch::configure);
+    let delivery_http = delivery::configure(delivery_state.clone());
     let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
+        let app = actix_web::App::new()
             .wrap(platform::http::request_tracing())
             .configure(platform::http::configure(
                 readiness.clone(),
                 metrics.clone(),
             ))
-            .configure(issuer::jwks::configure(
-                http_store.clone(),
-                issuer_id.clone(),
-            ))
-            .configure(delivery::configure(delivery_state.clone()))
+            .configure(issuer_http.clone())
+            .configure(delivery_http.clone());
+        match &launch_http {
+            Some(launch) => app.configure(launch.clone()),
+            None => app,
+        }
     })
     .disable_signals()
     .shutdown_timeout(10)
@@ -321,4 +362,19 @@ async fn signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Whether a base URL points at this machine (a development setup).
+fn is_loopback(base_url: &str) -> bool {
+    let host = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

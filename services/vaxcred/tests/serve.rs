@@ -106,6 +106,38 @@ fn serve_readiness_follows_the_broker_and_sigterm_is_clean() {
         shc::keys::thumbprint(key["x"].as_str().unwrap(), key["y"].as_str().unwrap())
     );
     assert!(key.get("d").is_none());
+    assert!(
+        key["crlVersion"].is_u64(),
+        "revocation is on: every key announces crlVersion"
+    );
+    let kid = key["kid"].as_str().unwrap();
+    assert_eq!(
+        get(port, &format!("/.well-known/crl/{kid}.json"))
+            .unwrap()
+            .0,
+        200
+    );
+    let (_, smart) = get(port, "/.well-known/smart-configuration").unwrap();
+    assert!(smart.contains("health-cards"), "{smart}");
+    assert_eq!(
+        get(port, "/shl/view").unwrap().0,
+        200,
+        "the SHL viewer is mounted"
+    );
+    // The VCI-style outside audit passes against the default deployment (http allowed on loopback).
+    let doctor = Command::new(env!("CARGO_BIN_EXE_vaxcred"))
+        .args([
+            "doctor",
+            &format!("http://127.0.0.1:{port}"),
+            "--allow-http",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        doctor.status.success(),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
     // The key was generated on first start into the data dir, readable by the owner only.
     assert!(std::fs::read_dir(data.join("keys")).is_ok_and(|mut d| d.next().is_some()));
 
