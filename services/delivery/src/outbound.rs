@@ -236,10 +236,7 @@ impl std::fmt::Debug for OutboundClient {
 /// Installs ring as the process-wide rustls provider if none is set (reqwest is built without
 /// one; see Cargo.toml). Idempotent.
 pub fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Err means another thread installed one first: fine either way.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
+    platform::tls::ensure_crypto_provider();
 }
 
 impl OutboundClient {

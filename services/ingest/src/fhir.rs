@@ -126,6 +126,7 @@ mod tests {
 
     #[test]
     fn references_stay_on_the_source_server() {
+        platform::tls::ensure_crypto_provider();
         let c = FhirClient::new(reqwest::Client::new(), "http://ehr.test/fhir/", None);
         assert_eq!(
             c.url_for("Patient/abc-1").unwrap(),

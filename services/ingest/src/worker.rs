@@ -65,6 +65,7 @@ impl IngestContext {
         outbox: Arc<Notify>,
         metrics: Option<Metrics>,
     ) -> Result<Self> {
+        platform::tls::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
             .redirect(reqwest::redirect::Policy::none())

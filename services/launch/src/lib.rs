@@ -115,5 +115,5 @@ pub fn configure(state: LaunchState) -> impl Fn(&mut actix_web::web::ServiceConf
 /// Installs rustls's `ring` provider once (reqwest is built without a default provider so the
 /// workspace does not also build aws-lc); a provider installed earlier by someone else is kept.
 pub(crate) fn ensure_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    platform::tls::ensure_crypto_provider();
 }

@@ -96,7 +96,6 @@ async fn telemetry_carries_no_patient_data() {
                 .with_writer(logs.clone()),
         );
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    delivery::outbound::ensure_crypto_provider();
 
     let db = TestDb::new(Backend::Sqlite, None).await;
     let prefix = random_name("phi");

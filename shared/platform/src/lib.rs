@@ -16,6 +16,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use error::Error;

@@ -55,6 +55,8 @@ pub fn init_telemetry(
     service_name: &str,
     config: &TelemetryConfig,
 ) -> Result<TelemetryGuard, Error> {
+    // The OTLP exporter builds a reqwest client: the TLS provider must exist before it.
+    crate::tls::ensure_crypto_provider();
     let filter = env_filter(config)?;
     let fmt_layer: Box<dyn Layer<Registry> + Send + Sync> = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
