@@ -246,6 +246,31 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         });
     }
 
+    // Gauges read from the outside of the workers: DLQ depth (broker) and outbox lag (database).
+    {
+        let (s, b, m, token) = (
+            store.clone(),
+            bus.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            let dlq = b.topology().dlq();
+            loop {
+                if let Ok(depth) = b.message_count(&dlq).await {
+                    m.set_dlq_depth(i64::from(depth));
+                }
+                if let Ok(age) = s.oldest_pending_outbox_age().await {
+                    m.set_outbox_lag(age.unwrap_or_default());
+                }
+                tokio::select! {
+                    () = token.cancelled() => return ("gauges", Ok(())),
+                    () = tokio::time::sleep(Duration::from_secs(15)) => {}
+                }
+            }
+        });
+    }
+
     // Delivery (wallet push, SMS, SHL hosting): its worker consumes `{p}.deliver`.
     let delivery_settings =
         delivery::DeliverySettings::from_config(&config).context("delivery settings")?;

@@ -124,6 +124,16 @@ fn serve_readiness_follows_the_broker_and_sigterm_is_clean() {
         200,
         "the SHL viewer is mounted"
     );
+    // Gauges fed from outside the workers (issue 10): DLQ depth and outbox lag.
+    wait_for(
+        "DLQ depth gauge",
+        || get(port, "/metrics").is_some_and(|(_, m)| m.contains("vaxcred_dlq_depth 0")),
+        &mut child,
+    );
+    assert!(get(port, "/metrics")
+        .unwrap()
+        .1
+        .contains("vaxcred_outbox_lag_seconds"));
     // The VCI-style outside audit passes against the default deployment (http allowed on loopback).
     let doctor = Command::new(env!("CARGO_BIN_EXE_vaxcred"))
         .args([

@@ -72,6 +72,18 @@ impl Store {
         Ok(total)
     }
 
+    /// Age of the oldest row not yet sent (the outbox lag metric); `None` when all are sent.
+    pub async fn oldest_pending_outbox_age(&self) -> Result<Option<Duration>> {
+        let oldest: Option<chrono::DateTime<chrono::Utc>> = dispatch!(self, pool, _pg => {
+            sqlx::query_scalar(
+                "SELECT created_at FROM outbox WHERE sent_at IS NULL ORDER BY created_at LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(oldest.map(|at| (now() - at).to_std().unwrap_or_default()))
+    }
+
     /// Rows not yet sent (claimed or not).
     pub async fn count_pending_outbox(&self) -> Result<i64> {
         dispatch!(self, pool, _pg => {

@@ -151,6 +151,7 @@ async fn chromium_opens_the_link_with_the_passcode_and_shows_the_card() {
         .spawn()
         .expect("chromedriver (Debian package chromium-driver) must be installed");
     let base = format!("http://127.0.0.1:{port}");
+    platform::tls::ensure_crypto_provider();
     let http = reqwest::Client::new();
     wait_for("chromedriver ready", || async {
         let r = http.get(format!("{base}/status")).send().await.ok()?;

@@ -175,7 +175,10 @@ pub async fn spawn_with(store: Store, keys: Option<ManagedKeys>) -> TestApp {
         store,
         keys,
         issuer,
-        client: reqwest::Client::new(),
+        client: {
+            platform::tls::ensure_crypto_provider();
+            reqwest::Client::new()
+        },
         _dir: dir,
     }
 }

@@ -46,6 +46,7 @@ impl Driver {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
+        platform::tls::ensure_crypto_provider();
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -233,6 +234,7 @@ async fn chromium_walks_the_launch_and_scans_the_card_from_the_screen() {
     let page = driver.source().await;
     assert!(page.contains("action=\"/launch/print\""));
     let csrf = crate::helpers::csrf_of(&page);
+    platform::tls::ensure_crypto_provider();
     let pdf = reqwest::Client::new()
         .post(format!("{}/launch/print", app.base))
         .header(

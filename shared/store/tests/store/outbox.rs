@@ -23,8 +23,11 @@ async fn fill(store: &Store, n: usize) {
 }
 
 async fn claim_mark_release(store: Store) {
+    assert_eq!(store.oldest_pending_outbox_age().await.unwrap(), None);
     fill(&store, 5).await;
     assert_eq!(store.count_pending_outbox().await.unwrap(), 5);
+    let lag = store.oldest_pending_outbox_age().await.unwrap().unwrap();
+    assert!(lag < Duration::from_secs(60), "{lag:?}");
     let lease = Duration::from_secs(60);
     let a = store.claim_outbox(3, lease).await.unwrap();
     assert_eq!(a.len(), 3);
