@@ -31,19 +31,32 @@ fn binary() -> PathBuf {
     bin
 }
 
-fn spawn(prefix: &str, data: &std::path::Path, port: u16) -> Child {
-    Command::new(binary())
-        .arg("serve")
-        .env("AMQP_PREFIX", prefix)
-        .env("VAXCRED_DATA_DIR", data)
-        .env("VAXCRED_HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("VAXCRED_ISSUER__ISS", "https://issuer.test")
-        .env("VAXCRED_AMQP__RETRY_DELAYS_MS", "100,200,400")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+/// Kills the child if the test fails before it was stopped, so no `serve` outlives the test.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn(prefix: &str, data: &std::path::Path, port: u16) -> Serve {
+    Serve(
+        Command::new(binary())
+            .arg("serve")
+            .env("AMQP_PREFIX", prefix)
+            .env("VAXCRED_DATA_DIR", data)
+            .env("VAXCRED_HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env("VAXCRED_AMQP__RETRY_DELAYS_MS", "100,200,400")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn free_port() -> u16 {
@@ -55,21 +68,25 @@ fn free_port() -> u16 {
 }
 
 async fn ready(port: u16) {
-    let client = reqwest::Client::new();
-    wait_until("serve ready", || {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("http://127.0.0.1:{port}/health/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
+    // A plain HTTP/1.0 GET: what an orchestrator's probe does, without a TLS-capable client.
+    wait_until("serve ready", || async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return false;
+        };
+        let request = b"GET /health/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        if s.write_all(request).await.is_err() {
+            return false;
         }
+        let mut response = Vec::new();
+        let _ = s.read_to_end(&mut response).await;
+        response.starts_with(b"HTTP/1.1 200") || response.starts_with(b"HTTP/1.0 200")
     })
     .await;
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
+    let child = &mut serve.0;
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -183,7 +200,7 @@ async fn sigterm_loses_nothing() {
     })
     .await;
     let issuer = store
-        .get_issuer_by_iss("https://issuer.test")
+        .get_issuer_by_iss(&format!("http://127.0.0.1:{port}"))
         .await
         .unwrap()
         .unwrap();
