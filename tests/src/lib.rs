@@ -266,6 +266,7 @@ impl Pipeline {
             keys: keys.clone() as Arc<dyn KeyStore>,
             issuers: Arc::new(HashMap::from([(issuer.id.clone(), ISS.to_owned())])),
             relay: relay.clone(),
+            metrics: None,
         };
         for _ in 0..2 {
             let (ctx, token) = (issue_ctx.clone(), shutdown.clone());

@@ -72,6 +72,8 @@ pub struct IssueContext {
     pub issuers: Arc<HashMap<String, String>>,
     /// Woken after a card (and its `deliver` outbox row) is committed.
     pub relay: RelayHandle,
+    /// Where the issue latency histogram goes (`None` in tools and some tests).
+    pub metrics: Option<platform::Metrics>,
 }
 
 /// What happened to one patient's job.
@@ -174,7 +176,11 @@ async fn process_batch(
     let patients: Vec<String> = by_patient.keys().cloned().collect();
     let results: Vec<(String, Result<IssueOutcome>)> = futures_util::stream::iter(patients)
         .map(|pid| async move {
+            let started = std::time::Instant::now();
             let r = issue_for_patient(ctx, config, pool, &pid).await;
+            if let (Some(m), Ok(_)) = (&ctx.metrics, &r) {
+                m.observe_issue_latency(started.elapsed());
+            }
             (pid, r)
         })
         .buffer_unordered(config.concurrency.max(1))
@@ -259,15 +265,8 @@ pub async fn issue_for_patient(
     let current: BTreeSet<&String> = groups.keys().collect();
     for c in ctx.store.list_credentials(patient_id).await? {
         if c.status == CredentialStatus::Active && !current.contains(&c.disease) {
+            // Revoked as `rid.(nbf + 1)`: this card and earlier ones, not later cards.
             ctx.store.revoke_credential(&c.id).await?;
-            if let Some(rid) = &c.rid {
-                // A `rid` is per patient and key: without a time, the CRL entry would revoke the
-                // patient's *future* cards too. `rid.t` revokes cards with `nbf` < t only.
-                let t = (c.nbf + 1).max(now_secs());
-                ctx.store
-                    .add_revocation(&c.issuer_id, &c.kid, rid, Some(t))
-                    .await?;
-            }
             revoked.push(c.id);
         }
     }
@@ -299,6 +298,17 @@ pub async fn issue_for_patient(
             .rid_secret
             .as_deref()
             .map(|secret| shc::rid::derive(secret, &kid, patient_id));
+        // A card issued in the same second as a revoked one of this patient would fall under
+        // its `rid.t` CRL entry (revoked if nbf < t): start this card's validity at t instead.
+        if let Some(rid) = &claims.rid {
+            if let Some(Some(t)) = ctx.store.revoked_before(&issuer_id, &kid, rid).await? {
+                if let Ok(t) = u64::try_from(t) {
+                    if claims.nbf.as_f64() < t as f64 {
+                        claims.nbf = shc::NumericDate::from_secs(t);
+                    }
+                }
+            }
+        }
         let nbf = claims.nbf.as_f64() as i64;
         let signed = match card_issuer.issue_minimized(&bundle, &claims) {
             Ok(card) => Ok(card.jws),
@@ -338,10 +348,6 @@ pub async fn issue_for_patient(
     } else {
         IssueOutcome::Issued(issued)
     })
-}
-
-fn now_secs() -> i64 {
-    i64::try_from(shc::payload::now_secs()).unwrap_or(i64::MAX)
 }
 
 /// The card-relevant identity as the model's patient. Stored identities were normalized on

@@ -218,6 +218,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         keys: keys.clone(),
         issuers: Arc::new(issuer_urls),
         relay: relay.clone(),
+        metrics: Some(metrics.clone()),
     };
     let issue_config = IssueConfig {
         rid_secret: Some(rid_secret),

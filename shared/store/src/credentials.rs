@@ -228,19 +228,22 @@ impl Store {
     }
 
     /// Revoke a credential; when it has a `rid`, add it to its key's CRL (bumping `ctr`) in the
-    /// same transaction. `store-not-found` if it does not exist.
+    /// same transaction, as `rid.(nbf + 1)`: a `rid` is per patient and key, so an entry without
+    /// a time would also revoke the patient's *later* cards (rule 30: `rid.t` revokes cards with
+    /// `nbf` < t). Cards issued afterwards get an `nbf` ≥ t ([`Store::revoked_before`]).
+    /// `store-not-found` if it does not exist.
     pub async fn revoke_credential(&self, credential_id: &str) -> Result<RevokeOutcome> {
         let at = now();
         dispatch!(self, pool, pg => {
             let lock = if pg { " FOR UPDATE" } else { "" };
             let mut tx = pool.begin_write().await?;
-            let row: Option<(String, String, Option<String>, String)> = sqlx::query_as(&format!(
-                "SELECT issuer_id, kid, rid, status FROM credentials WHERE id = $1{lock}"
+            let row: Option<(String, String, Option<String>, String, i64)> = sqlx::query_as(&format!(
+                "SELECT issuer_id, kid, rid, status, nbf FROM credentials WHERE id = $1{lock}"
             ))
             .bind(credential_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let (issuer_id, kid, rid, status) = row.ok_or(Error::NotFound("credential"))?;
+            let (issuer_id, kid, rid, status, nbf) = row.ok_or(Error::NotFound("credential"))?;
             if status == CredentialStatus::Revoked.as_str() {
                 return Ok(RevokeOutcome::AlreadyRevoked);
             }
@@ -250,7 +253,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let crl_ctr = match &rid {
-                Some(rid) => Some(add_revocation_in_tx!(tx, &issuer_id, &kid, rid, None::<i64>, at)),
+                Some(rid) => {
+                    let before = Some(nbf.saturating_add(1));
+                    Some(add_revocation_in_tx!(tx, &issuer_id, &kid, rid, before, at))
+                }
                 None => None,
             };
             tx.commit().await?;

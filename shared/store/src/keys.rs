@@ -303,6 +303,27 @@ impl Store {
     }
 
     /// The CRL of one key, or `None` if nothing was ever revoked under it.
+    /// The time before which cards with this `rid` are revoked, if the `rid` is on the key's
+    /// CRL: `Some(None)` revokes every card with it, `Some(Some(t))` those with `nbf` < t.
+    pub async fn revoked_before(
+        &self,
+        issuer_id: &str,
+        kid: &str,
+        rid: &str,
+    ) -> Result<Option<Option<i64>>> {
+        dispatch!(self, pool, _pg => {
+            let row: Option<(Option<i64>,)> = sqlx::query_as(
+                "SELECT revoked_before FROM revocations WHERE issuer_id = $1 AND kid = $2 AND rid = $3",
+            )
+            .bind(issuer_id)
+            .bind(kid)
+            .bind(rid)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|(t,)| t))
+        })
+    }
+
     pub async fn get_crl(&self, issuer_id: &str, kid: &str) -> Result<Option<Crl>> {
         dispatch!(self, pool, pg => {
             let mut tx = if pg {

@@ -221,8 +221,18 @@ async fn held_cards_and_revocation(store: Store) {
         crl.rids,
         vec![store::RevokedRid {
             rid: "rid1".to_owned(),
-            revoked_before: None
+            // The card's own nbf + 1: this card and earlier ones, not the patient's later cards.
+            revoked_before: Some(store.get_credential(&active).await.unwrap().unwrap().nbf + 1)
         }]
+    );
+    let nbf = store.get_credential(&active).await.unwrap().unwrap().nbf;
+    assert_eq!(
+        store.revoked_before(&iss, "kid1", "rid1").await.unwrap(),
+        Some(Some(nbf + 1))
+    );
+    assert_eq!(
+        store.revoked_before(&iss, "kid1", "other").await.unwrap(),
+        None
     );
     assert_eq!(
         store.get_credential(&active).await.unwrap().unwrap().status,
