@@ -18,6 +18,8 @@ use store::{CredentialStatus, EventStatus, Store};
 use vaxcred_tests::fhir::{self, MRN};
 use vaxcred_tests::{message, random_name, wait_until};
 
+const ISS: &str = "https://issuer.test";
+
 fn binary() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -50,6 +52,8 @@ fn spawn(prefix: &str, data: &std::path::Path, port: u16) -> Serve {
             .env("AMQP_PREFIX", prefix)
             .env("VAXCRED_DATA_DIR", data)
             .env("VAXCRED_HTTP__BIND", format!("127.0.0.1:{port}"))
+            // Cards need an https `iss` (SHC rule 2); the JWKS is published under the same base.
+            .env("VAXCRED_HTTP__PUBLIC_BASE_URL", ISS)
             .env("VAXCRED_AMQP__RETRY_DELAYS_MS", "100,200,400")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -199,11 +203,7 @@ async fn sigterm_loses_nothing() {
             == total
     })
     .await;
-    let issuer = store
-        .get_issuer_by_iss(&format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap()
-        .unwrap();
+    let issuer = store.get_issuer_by_iss(ISS).await.unwrap().unwrap();
     for i in 0..patients {
         wait_until("current card", || async {
             let p = store
