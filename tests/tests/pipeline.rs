@@ -3,7 +3,10 @@
 //! fetch) must end exactly accounted for — on SQLite and on PostgreSQL, and after faults: the
 //! broker closing every connection, the consumers aborted mid-batch, the database cut for a
 //! while, the EHR answering 503 before 200.
-#![allow(clippy::unwrap_used, reason = "setup helpers of tests: failures must fail the test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "setup helpers of tests: failures must fail the test"
+)]
 
 use std::collections::BTreeMap;
 

@@ -45,6 +45,8 @@ pub struct IssueConfig {
     pub card_options: CardOptions,
     /// Secret for `rid`s (revocation ids, `shc::rid::derive`); `None` issues cards without `rid`.
     pub rid_secret: Option<String>,
+    /// Development only: sign cards for an `http://` `iss` (a loopback `serve`).
+    pub allow_insecure_iss: bool,
 }
 
 impl Default for IssueConfig {
@@ -55,6 +57,7 @@ impl Default for IssueConfig {
             concurrency: 8,
             card_options: CardOptions::default(),
             rid_secret: None,
+            allow_insecure_iss: false,
         }
     }
 }
@@ -292,6 +295,7 @@ pub async fn issue_for_patient(
         let bundle =
             model::card_bundle(&patient, &doses, &config.card_options).map_err(Error::Card)?;
         let mut card_issuer = pool.take(ctx.keys.as_ref(), &issuer_id)?;
+        card_issuer.set_allow_insecure_iss(config.allow_insecure_iss);
         let kid = card_issuer.kid().to_owned();
         let mut claims = Claims::new(iss.clone());
         claims.rid = config

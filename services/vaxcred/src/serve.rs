@@ -222,6 +222,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     };
     let issue_config = IssueConfig {
         rid_secret: Some(rid_secret),
+        allow_insecure_iss: allow_insecure,
         ..IssueConfig::default()
     };
     for _ in 0..args.issue_workers.max(1) {

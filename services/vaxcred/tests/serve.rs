@@ -151,6 +151,35 @@ fn serve_readiness_follows_the_broker_and_sigterm_is_clean() {
     // The key was generated on first start into the data dir, readable by the owner only.
     assert!(std::fs::read_dir(data.join("keys")).is_ok_and(|mut d| d.next().is_some()));
 
+    // The defaults issue cards (a loopback `iss` is a development issuer): publish an EHR
+    // message as a hospital would and wait for the issue latency histogram to count one card.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/shc-examples/fixture-covid-vaccines-bundle.json");
+    let body = std::fs::read(&fixture).expect("conformance fixture");
+    let url = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let bus = bus::Bus::connect(bus::BusConfig {
+            url,
+            ..bus::BusConfig::default()
+        })
+        .await
+        .unwrap();
+        let exchange = bus.topology().ehr_exchange();
+        bus.publisher()
+            .publish(&bus::Outgoing::new(exchange, "fhir.Bundle", body).message_id("serve-test-1"))
+            .await
+            .unwrap();
+        bus.close().await;
+    });
+    wait_for(
+        "a card issued by the default serve",
+        || {
+            get(port, "/metrics")
+                .is_some_and(|(_, m)| m.contains("vaxcred_issue_latency_seconds_count 1"))
+        },
+        &mut child,
+    );
+
     rabbitmqctl(&[
         "close_all_connections",
         "--vhost",
