@@ -221,7 +221,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         metrics: Some(metrics.clone()),
     };
     let issue_config = IssueConfig {
-        rid_secret: Some(rid_secret),
+        rid_secret: Some(rid_secret.clone()),
         allow_insecure_iss: allow_insecure,
         ..IssueConfig::default()
     };
@@ -298,7 +298,9 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|t| t.expose_secret().to_owned())
                 .collect(),
-            patient_token_secret: None,
+            // Patient access tokens (`issuer::http::auth`) are HMAC-signed with a key derived
+            // from the deployment's rid secret: one secret file to back up, separate purposes.
+            patient_token_secret: Some(patient_token_key(&rid_secret)),
             revocation: true,
             allow_insecure_iss: allow_insecure,
         },
@@ -389,6 +391,12 @@ async fn signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The HMAC key of patient access tokens, derived from the rid secret with its own label.
+fn patient_token_key(rid_secret: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(format!("vaxcred patient-token v1\n{rid_secret}").as_bytes()).to_vec()
 }
 
 /// Whether a base URL points at this machine (a development setup).
