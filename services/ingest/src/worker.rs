@@ -212,7 +212,11 @@ async fn process_batch(ctx: &IngestContext, batch: Vec<Delivery>) -> bool {
                 (event_id.clone(), true)
             }
             Recorded::Finished { event_id, status } => {
-                let again = *status == EventStatus::Rejected && d.redelivered();
+                // A rejected event seen again as a redelivery, or as a retry-queue copy (its
+                // rejection was committed but the reply was lost, so it was retried), may never
+                // have reached the DLQ: dead-letter it (again). A fresh duplicate publish is acked.
+                let again =
+                    *status == EventStatus::Rejected && (d.redelivered() || d.attempt() > 0);
                 let step = if again {
                     rejected_again(ctx, event_id).await
                 } else {
@@ -535,7 +539,7 @@ async fn fetch_step(
 }
 
 /// Settles every delivery of the batch by its plan: rejects (row, then DLQ), retries, then one
-/// multiple-ack on the last delivery still unsettled.
+/// multiple-ack for the rest ([`Delivery::ack_all`]).
 async fn settle(ctx: &IngestContext, batch: Vec<Delivery>, plans: Vec<Plan>) {
     let mut to_ack: Vec<Delivery> = Vec::new();
     for (d, plan) in batch.into_iter().zip(plans) {
@@ -577,13 +581,11 @@ async fn settle(ctx: &IngestContext, batch: Vec<Delivery>, plans: Vec<Plan>) {
             }
         }
     }
-    if let Some(last) = to_ack.pop() {
-        if let Err(e) = last.ack_multiple().await {
-            warn!(
-                code = e.code(),
-                "batch ack failed; the broker will redeliver"
-            );
-        }
+    if let Err(e) = Delivery::ack_all(to_ack).await {
+        warn!(
+            code = e.code(),
+            "batch ack failed; the broker will redeliver"
+        );
     }
 }
 

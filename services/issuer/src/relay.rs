@@ -19,6 +19,9 @@ use tracing::{debug, warn};
 
 use crate::error::Result;
 
+/// Most issue jobs packed into one `{p}.issue` message (the issue worker's batch size).
+pub const ISSUE_JOBS_PER_MESSAGE: usize = 100;
+
 /// Relay tuning.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -121,7 +124,15 @@ pub async fn relay_once(
     }
     let mut ids = Vec::with_capacity(rows.len());
     let mut messages = Vec::with_capacity(rows.len());
+    // Issue jobs are packed, up to `ISSUE_JOBS_PER_MESSAGE` per message: the issue worker
+    // works in batches anyway, and a broker hop per patient was a third of the broker's work.
+    let mut issue_jobs: Vec<(i64, serde_json::Value)> = Vec::new();
     for row in &rows {
+        if row.kind == OUTBOX_ISSUE {
+            issue_jobs.push((row.id, row.payload.clone()));
+            ids.push(row.id);
+            continue;
+        }
         let Some(queue) = queue_of(&row.kind) else {
             // Written by a newer version: leave it claimed; its lease ends and a relay that
             // knows the kind publishes it.
@@ -138,6 +149,18 @@ pub async fn relay_once(
                 .content_type("application/json"),
         );
         ids.push(row.id);
+    }
+    for pack in issue_jobs.chunks(ISSUE_JOBS_PER_MESSAGE) {
+        let (Some((first, _)), Some((last, _))) = (pack.first(), pack.last()) else {
+            continue;
+        };
+        let jobs: Vec<&serde_json::Value> = pack.iter().map(|(_, job)| job).collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "jobs": jobs })).unwrap_or_default();
+        messages.push(
+            Outgoing::to_queue(bus.topology().queue("issue"), body)
+                .message_id(format!("outbox-{first}-{last}"))
+                .content_type("application/json"),
+        );
     }
     if let Err(e) = publisher.publish_batch(&messages).await {
         // Best effort: if this fails too, the lease expires and the rows are claimed again.

@@ -17,12 +17,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bus::{Bus, Delivery};
-use futures_util::StreamExt;
+use bus::{Bus, Delivery, Outgoing};
 use model::{CardOptions, FhirDate, HumanName};
 use shc::{CardIssuer, Claims};
 use store::{
-    CredentialFormat, CredentialStatus, IssueJob, NewCredential, PatientIdentity, Store,
+    CredentialFormat, CredentialStatus, IssueJob, IssueMessage, NewCredential, PatientIdentity, Store,
     StoreCredentialOutcome,
 };
 use tokio_util::sync::CancellationToken;
@@ -154,17 +153,17 @@ async fn process_batch(
     pool: &IssuerPool,
     batch: Vec<Delivery>,
 ) {
-    let mut to_ack: Vec<Delivery> = Vec::with_capacity(batch.len());
-    let mut by_patient: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+    // Each delivery carries one job or a pack of them (`IssueMessage`).
+    let mut held: Vec<(Delivery, Vec<IssueJob>)> = Vec::with_capacity(batch.len());
     for d in batch {
-        match serde_json::from_slice::<IssueJob>(d.body()) {
-            Ok(job) => by_patient.entry(job.patient_id).or_default().push(d),
+        match serde_json::from_slice::<IssueMessage>(d.body()) {
+            Ok(m) => held.push((d, m.into_jobs())),
             Err(_) => {
                 let e = Error::BadJob;
                 if let Err(err) = d
                     .dead_letter(
                         e.code(),
-                        "issue job body is not {patient_id, doses_version}",
+                        "issue job body is not {patient_id, doses_version} or {jobs: [...]}",
                     )
                     .await
                 {
@@ -176,43 +175,118 @@ async fn process_batch(
             }
         }
     }
-    let patients: Vec<String> = by_patient.keys().cloned().collect();
-    let results: Vec<(String, Result<IssueOutcome>)> = futures_util::stream::iter(patients)
-        .map(|pid| async move {
-            let started = std::time::Instant::now();
-            let r = issue_for_patient(ctx, config, pool, &pid).await;
-            if let (Some(m), Ok(_)) = (&ctx.metrics, &r) {
-                m.observe_issue_latency(started.elapsed());
-            }
-            (pid, r)
-        })
-        .buffer_unordered(config.concurrency.max(1))
-        .collect()
-        .await;
-    for (pid, result) in results {
-        let deliveries = by_patient.remove(&pid).unwrap_or_default();
-        match result {
-            Ok(outcome) => {
+    let patients: Vec<String> = held
+        .iter()
+        .flat_map(|(_, jobs)| jobs.iter().map(|j| j.patient_id.clone()))
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    let started = std::time::Instant::now();
+    let (results, batch_verdict) = match issue_for_patients(ctx, config, pool, &patients).await {
+        Ok(results) => (results, None),
+        // The batch's reads or its one write failed: the same answer for every patient.
+        Err(e) => {
+            warn!(code = e.code(), patients = patients.len(), "issue batch failed");
+            (HashMap::new(), Some(Verdict::of_error(&e)))
+        }
+    };
+    let elapsed = started.elapsed();
+    let verdict_of = |pid: &str| -> Verdict {
+        match (&batch_verdict, results.get(pid)) {
+            (Some(v), _) => v.clone(),
+            (None, Some(Ok(outcome))) => {
                 debug!(patient_id = %pid, ?outcome, "issue job done");
-                to_ack.extend(deliveries);
+                Verdict::Ack
             }
-            Err(e) if e.is_retryable() => {
-                warn!(patient_id = %pid, code = e.code(), "issue failed transiently; retrying");
-                for d in deliveries {
-                    retry_later(d).await;
-                }
+            (None, Some(Err(e))) => {
+                warn!(patient_id = %pid, code = e.code(), error = %e, "issue failed");
+                Verdict::of_error(e)
             }
-            Err(e) => {
-                warn!(patient_id = %pid, code = e.code(), error = %e, "issue failed; dead-lettering");
-                for d in deliveries {
-                    if let Err(err) = d.dead_letter(e.code(), &e.to_string()).await {
-                        warn!(code = err.code(), "cannot dead-letter an issue job");
-                    }
-                }
+            (None, None) => Verdict::Ack,
+        }
+    };
+    let mut to_ack: Vec<Delivery> = Vec::new();
+    for (d, jobs) in held {
+        let verdicts: Vec<(IssueJob, Verdict)> = jobs
+            .into_iter()
+            .map(|j| {
+                let v = verdict_of(&j.patient_id);
+                (j, v)
+            })
+            .collect();
+        if let Some(m) = &ctx.metrics {
+            for _ in verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Ack)) {
+                m.observe_issue_latency(elapsed);
+            }
+        }
+        if verdicts.iter().all(|(_, v)| matches!(v, Verdict::Ack)) {
+            to_ack.push(d);
+        } else if verdicts.iter().all(|(_, v)| matches!(v, Verdict::Retry)) {
+            retry_later(d).await;
+        } else if let [(_, Verdict::DeadLetter { code, reason })] = verdicts.as_slice() {
+            if let Err(err) = d.dead_letter(code, reason).await {
+                warn!(code = err.code(), "cannot dead-letter an issue job");
+            }
+        } else {
+            // A pack with mixed answers: the patients not done go back to the queue as jobs
+            // of their own (settled one by one next time), then the pack is acked.
+            split_pack(ctx, d, &verdicts).await;
+        }
+    }
+    if let Err(e) = Delivery::ack_all(to_ack).await {
+        warn!(
+            code = e.code(),
+            "batch ack failed; the broker will redeliver"
+        );
+    }
+}
+
+/// Republishes the unfinished patients of a pack as single jobs (with confirms), then acks the
+/// pack; if the republish fails the pack is returned to its queue whole (done patients are
+/// no-ops the next time).
+async fn split_pack(ctx: &IssueContext, d: Delivery, verdicts: &[(IssueJob, Verdict)]) {
+    let queue = ctx.bus.topology().queue("issue");
+    let singles: Vec<Outgoing> = verdicts
+        .iter()
+        .filter(|(_, v)| !matches!(v, Verdict::Ack))
+        .map(|(job, _)| {
+            Outgoing::to_queue(queue.clone(), serde_json::to_vec(job).unwrap_or_default())
+                .content_type("application/json")
+        })
+        .collect();
+    let settled = match ctx.bus.publisher().publish_batch(&singles).await {
+        Ok(()) => d.ack().await,
+        Err(e) => {
+            warn!(code = e.code(), "cannot split an issue pack; requeueing it");
+            d.reject_requeue().await
+        }
+    };
+    if let Err(e) = settled {
+        warn!(code = e.code(), "cannot settle an issue pack; the broker will redeliver");
+    }
+}
+
+/// How a patient's jobs are settled.
+#[derive(Debug, Clone)]
+enum Verdict {
+    Ack,
+    /// Database or broker outage: retry queue, for as long as it lasts.
+    Retry,
+    /// A card that cannot be built from stored data: DLQ.
+    DeadLetter { code: &'static str, reason: String },
+}
+
+impl Verdict {
+    fn of_error(e: &Error) -> Self {
+        if e.is_retryable() {
+            Verdict::Retry
+        } else {
+            Verdict::DeadLetter {
+                code: e.code(),
+                reason: e.to_string(),
             }
         }
     }
-    ack_all(to_ack).await;
 }
 
 /// Sends `d` to the retry queue for its attempt, staying at the longest delay once the schedule
@@ -225,21 +299,6 @@ pub(crate) async fn retry_later(d: Delivery) {
     }
 }
 
-/// Acks a batch with one multiple-ack on its last delivery (every earlier one of the same channel
-/// is covered). Deliveries from an older channel (a reconnect happened mid-batch) cannot be acked
-/// any more and are redelivered by the broker; handlers are idempotent.
-pub(crate) async fn ack_all(mut deliveries: Vec<Delivery>) {
-    let Some(last) = deliveries.pop() else {
-        return;
-    };
-    if let Err(e) = last.ack_multiple().await {
-        warn!(
-            code = e.code(),
-            "batch ack failed; the broker will redeliver"
-        );
-    }
-}
-
 /// Issues (or revokes) the cards of one patient from the current snapshot.
 pub async fn issue_for_patient(
     ctx: &IssueContext,
@@ -247,9 +306,168 @@ pub async fn issue_for_patient(
     pool: &IssuerPool,
     patient_id: &str,
 ) -> Result<IssueOutcome> {
-    let Some(snap) = ctx.store.issue_snapshot(patient_id).await? else {
-        return Ok(IssueOutcome::UpToDate);
-    };
+    issue_for_patients(ctx, config, pool, &[patient_id.to_owned()])
+        .await?
+        .remove(patient_id)
+        .unwrap_or(Ok(IssueOutcome::UpToDate))
+}
+
+/// A card to sign and store.
+struct Pending {
+    patient_id: String,
+    issuer_id: String,
+    disease: String,
+    doses_version: i64,
+    bundle: serde_json::Value,
+    claims: Claims,
+}
+
+/// Issues (or revokes) the cards of many patients from their current snapshots, with a fixed
+/// number of database round trips whatever their number: one read transaction for every
+/// snapshot and active card, one CRL lookup per key, one write transaction for every card
+/// (`Store::store_credentials`). The outer error is the batch's (database down: every patient
+/// retries); the inner ones are per patient (a card that cannot be built from stored data).
+pub async fn issue_for_patients(
+    ctx: &IssueContext,
+    config: &IssueConfig,
+    pool: &IssuerPool,
+    patient_ids: &[String],
+) -> Result<HashMap<String, Result<IssueOutcome>>> {
+    let mut results: HashMap<String, Result<IssueOutcome>> = HashMap::new();
+    for pid in patient_ids {
+        // Patients that do not exist (any more) have nothing to issue.
+        results.insert(pid.clone(), Ok(IssueOutcome::UpToDate));
+    }
+    let states = ctx.store.issue_snapshots(patient_ids).await?;
+    let mut pending: Vec<Pending> = Vec::new();
+    for state in states {
+        let pid = state.snapshot.patient.id.clone();
+        match plan_patient(ctx, config, state).await {
+            Ok(Planned::Cards(cards)) => pending.extend(cards),
+            Ok(Planned::Done(outcome)) => {
+                results.insert(pid, Ok(outcome));
+            }
+            Err(e) => {
+                results.insert(pid, Err(e));
+            }
+        }
+    }
+    if pending.is_empty() {
+        return Ok(results);
+    }
+
+    // Sign, one pooled issuer (and key) per issuer id.
+    let mut cards: Vec<NewCredential> = Vec::with_capacity(pending.len());
+    let mut by_issuer: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
+    for p in pending {
+        by_issuer.entry(p.issuer_id.clone()).or_default().push(p);
+    }
+    for (issuer_id, group) in by_issuer {
+        let mut card_issuer = match pool.take(ctx.keys.as_ref(), &issuer_id) {
+            Ok(i) => i,
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => {
+                for p in group {
+                    results.insert(p.patient_id, Err(Error::KeyStore(e.code())));
+                }
+                continue;
+            }
+        };
+        card_issuer.set_allow_insecure_iss(config.allow_insecure_iss);
+        let kid = card_issuer.kid().to_owned();
+        let mut group = group;
+        if let Some(secret) = config.rid_secret.as_deref() {
+            for p in &mut group {
+                p.claims.rid = Some(shc::rid::derive(secret, &kid, &p.patient_id));
+            }
+            let rids: Vec<String> = group.iter().filter_map(|p| p.claims.rid.clone()).collect();
+            let listed = match ctx.store.revoked_before_many(&issuer_id, &kid, &rids).await {
+                Ok(l) => l,
+                Err(e) => {
+                    pool.put(card_issuer);
+                    return Err(e.into());
+                }
+            };
+            // A card issued in the same second as a revoked one of this patient would fall
+            // under its `rid.t` CRL entry (revoked if nbf < t): start its validity at t instead.
+            for p in &mut group {
+                let t = p.claims.rid.as_ref().and_then(|r| listed.get(r).copied().flatten());
+                if let Some(t) = t.and_then(|t| u64::try_from(t).ok()) {
+                    if p.claims.nbf.as_f64() < t as f64 {
+                        p.claims.nbf = shc::NumericDate::from_secs(t);
+                    }
+                }
+            }
+        }
+        for p in group {
+            // No QR size check here: a card too large for one QR is still valid as a file or
+            // link, and QR images are rendered on request.
+            match card_issuer.sign_payload_of(&p.bundle, &p.claims) {
+                Ok(jws) => cards.push(NewCredential {
+                    issuer_id: p.issuer_id,
+                    patient_id: p.patient_id,
+                    disease: p.disease,
+                    doses_version: p.doses_version,
+                    format: CredentialFormat::Shc,
+                    artefact: jws,
+                    kid: kid.clone(),
+                    nbf: p.claims.nbf.as_f64() as i64,
+                    rid: p.claims.rid,
+                    exp: None,
+                    status: CredentialStatus::Active,
+                }),
+                Err(e) => {
+                    results.insert(p.patient_id, Err(Error::Sign(e)));
+                }
+            }
+        }
+        pool.put(card_issuer);
+    }
+    // A patient whose card failed is retried or dead-lettered as a whole: store none of theirs.
+    cards.retain(|c| !matches!(results.get(&c.patient_id), Some(Err(_))));
+    let outcomes = ctx.store.store_credentials(&cards).await?;
+    let mut stored_any = false;
+    for (card, outcome) in cards.iter().zip(outcomes) {
+        match outcome {
+            Ok(StoreCredentialOutcome::Stored { credential_id, .. }) => {
+                stored_any = true;
+                let entry = results
+                    .entry(card.patient_id.clone())
+                    .or_insert(Ok(IssueOutcome::UpToDate));
+                match entry {
+                    Ok(IssueOutcome::Issued(ids)) => ids.push(credential_id),
+                    Ok(other) => *other = IssueOutcome::Issued(vec![credential_id]),
+                    Err(_) => {}
+                }
+            }
+            // A newer job is queued, or the card exists: nothing to do for this one.
+            Ok(StoreCredentialOutcome::Stale { .. } | StoreCredentialOutcome::AlreadyIssued { .. }) => {}
+            Err(e) => {
+                results.insert(card.patient_id.clone(), Err(e.into()));
+            }
+        }
+    }
+    if stored_any {
+        ctx.relay.wake();
+    }
+    Ok(results)
+}
+
+/// What one patient's snapshot asks for.
+enum Planned {
+    /// Cards to sign (one per disease group whose card is not current).
+    Cards(Vec<Pending>),
+    /// Nothing to sign; the outcome (revocations, or up to date).
+    Done(IssueOutcome),
+}
+
+async fn plan_patient(
+    ctx: &IssueContext,
+    config: &IssueConfig,
+    state: store::IssueState,
+) -> Result<Planned> {
+    let snap = state.snapshot;
+    let patient_id = snap.patient.id.clone();
     let issuer_id = snap.patient.issuer_id.clone();
     let iss = ctx
         .issuers
@@ -263,95 +481,48 @@ pub async fn issue_for_patient(
             .or_default()
             .push(to_model_dose(d)?);
     }
-    // Groups whose doses are gone: revoke their active card.
+    // Groups whose doses are gone: revoke their active card (rare: one transaction each, for
+    // the CRL entry that goes with it).
     let mut revoked = Vec::new();
     let current: BTreeSet<&String> = groups.keys().collect();
-    for c in ctx.store.list_credentials(patient_id).await? {
-        if c.status == CredentialStatus::Active && !current.contains(&c.disease) {
+    for c in &state.active {
+        if c.issuer_id == issuer_id && !current.contains(&c.disease) {
             // Revoked as `rid.(nbf + 1)`: this card and earlier ones, not later cards.
             ctx.store.revoke_credential(&c.id).await?;
-            revoked.push(c.id);
+            revoked.push(c.id.clone());
         }
     }
+    // Groups whose card is current already need nothing.
+    groups.retain(|disease, _| {
+        !state.active.iter().any(|c| {
+            c.issuer_id == issuer_id
+                && c.disease == *disease
+                && c.format == CredentialFormat::Shc
+                && c.doses_version == snap.patient.doses_version
+        })
+    });
     if groups.is_empty() {
-        return Ok(if revoked.is_empty() {
+        return Ok(Planned::Done(if revoked.is_empty() {
             IssueOutcome::UpToDate
         } else {
             IssueOutcome::Revoked(revoked)
-        });
+        }));
     }
     let patient = to_model_patient(&snap.patient.identity)?;
-    let mut issued = Vec::new();
+    let mut cards = Vec::with_capacity(groups.len());
     for (disease, doses) in groups {
-        if let Some(existing) = ctx
-            .store
-            .active_credential(patient_id, &issuer_id, &disease, CredentialFormat::Shc)
-            .await?
-        {
-            if existing.doses_version == snap.patient.doses_version {
-                continue;
-            }
-        }
         let bundle =
             model::card_bundle(&patient, &doses, &config.card_options).map_err(Error::Card)?;
-        let mut card_issuer = pool.take(ctx.keys.as_ref(), &issuer_id)?;
-        card_issuer.set_allow_insecure_iss(config.allow_insecure_iss);
-        let kid = card_issuer.kid().to_owned();
-        let mut claims = Claims::new(iss.clone());
-        claims.rid = config
-            .rid_secret
-            .as_deref()
-            .map(|secret| shc::rid::derive(secret, &kid, patient_id));
-        // A card issued in the same second as a revoked one of this patient would fall under
-        // its `rid.t` CRL entry (revoked if nbf < t): start this card's validity at t instead.
-        if let Some(rid) = &claims.rid {
-            if let Some(Some(t)) = ctx.store.revoked_before(&issuer_id, &kid, rid).await? {
-                if let Ok(t) = u64::try_from(t) {
-                    if claims.nbf.as_f64() < t as f64 {
-                        claims.nbf = shc::NumericDate::from_secs(t);
-                    }
-                }
-            }
-        }
-        let nbf = claims.nbf.as_f64() as i64;
-        let signed = match card_issuer.issue_minimized(&bundle, &claims) {
-            Ok(card) => Ok(card.jws),
-            // Too many doses for one QR: still a valid card as a file or link.
-            Err(shc::Error::TooLargeForQr { .. }) => card_issuer.sign_payload_of(&bundle, &claims),
-            Err(e) => Err(e),
-        };
-        pool.put(card_issuer);
-        let jws = signed.map_err(Error::Sign)?;
-        let outcome = ctx
-            .store
-            .store_credential(&NewCredential {
-                issuer_id: issuer_id.clone(),
-                patient_id: patient_id.to_owned(),
-                disease,
-                doses_version: snap.patient.doses_version,
-                format: CredentialFormat::Shc,
-                artefact: jws,
-                kid,
-                rid: claims.rid.clone(),
-                nbf,
-                exp: None,
-                status: CredentialStatus::Active,
-            })
-            .await?;
-        match outcome {
-            StoreCredentialOutcome::Stored { credential_id, .. } => {
-                ctx.relay.wake();
-                issued.push(credential_id);
-            }
-            StoreCredentialOutcome::Stale { .. } | StoreCredentialOutcome::AlreadyIssued { .. } => {
-            }
-        }
+        cards.push(Pending {
+            patient_id: patient_id.clone(),
+            issuer_id: issuer_id.clone(),
+            disease,
+            doses_version: snap.patient.doses_version,
+            bundle,
+            claims: Claims::new(iss.clone()),
+        });
     }
-    Ok(if issued.is_empty() {
-        IssueOutcome::UpToDate
-    } else {
-        IssueOutcome::Issued(issued)
-    })
+    Ok(Planned::Cards(cards))
 }
 
 /// The card-relevant identity as the model's patient. Stored identities were normalized on

@@ -78,6 +78,7 @@ async fn run(shared: Arc<Shared>, short: String, queue: String, tx: mpsc::Sender
         shared.config.connection_name,
         OsRng.next_u64()
     );
+    let mut channel_seq: u64 = 0;
     loop {
         let session = loop {
             if *shutdown.borrow_and_update() || tx.is_closed() {
@@ -122,6 +123,7 @@ async fn run(shared: Arc<Shared>, short: String, queue: String, tx: mpsc::Sender
                     continue;
                 }
             };
+        channel_seq += 1;
         debug!(%queue, generation, "consumer started");
         loop {
             tokio::select! {
@@ -129,6 +131,7 @@ async fn run(shared: Arc<Shared>, short: String, queue: String, tx: mpsc::Sender
                     Some(Ok(delivery)) => {
                         let delivery = Delivery {
                             shared: shared.clone(),
+                            channel: channel_seq,
                             short: short.clone(),
                             queue: queue.clone(),
                             inner: delivery,
@@ -201,6 +204,9 @@ pub enum Settled {
 /// delivery dropped unsettled stays unacked until its channel closes, then is redelivered.
 pub struct Delivery {
     shared: Arc<Shared>,
+    /// Which channel of its consumer it came on (a consumer opens a new one after every lost
+    /// connection or channel): delivery tags are only comparable within one.
+    channel: u64,
     short: String,
     queue: String,
     inner: lapin::message::Delivery,
@@ -308,6 +314,31 @@ impl Delivery {
         }
     }
 
+    /// Publishes `copy` (retry or dead letter) with a confirm, then acks this delivery. When the
+    /// copy cannot be published, the delivery is returned to its queue (`basic.reject`, requeue)
+    /// before the error is returned: it must never stay unsettled, because a later multiple-ack
+    /// of the same channel would acknowledge it without it having been handled.
+    async fn publish_copy_then_ack(self, copy: Outgoing) -> Result<()> {
+        if let Err(e) = publish_with(
+            &self.shared,
+            &self.shared.settle,
+            std::slice::from_ref(&copy),
+        )
+        .await
+        {
+            // If this fails too the channel is gone, and with it every unsettled delivery.
+            let _ = self
+                .settle(
+                    self.inner
+                        .acker
+                        .reject(BasicRejectOptions { requeue: true }),
+                )
+                .await;
+            return Err(e);
+        }
+        self.ack().await
+    }
+
     /// Acknowledges: the message is done and removed from the queue.
     pub async fn ack(self) -> Result<()> {
         self.settle(self.inner.acker.ack(BasicAckOptions::default()))
@@ -321,6 +352,30 @@ impl Delivery {
     pub async fn ack_multiple(self) -> Result<()> {
         self.settle(self.inner.acker.ack(BasicAckOptions { multiple: true }))
             .await
+    }
+
+    /// Acknowledges a whole batch of deliveries (any order) with one multiple-ack per channel, on
+    /// the highest delivery tag of each. Every *other* delivery received earlier on those
+    /// channels must already be settled; the settlement methods here never leave one unsettled
+    /// (a failed retry or dead letter requeues). Deliveries of a channel that is gone cannot be
+    /// acked any more: the broker redelivers them, and handlers are idempotent.
+    pub async fn ack_all(deliveries: Vec<Delivery>) -> Result<()> {
+        let mut last: std::collections::BTreeMap<u64, Delivery> = std::collections::BTreeMap::new();
+        for d in deliveries {
+            match last.get(&d.channel) {
+                Some(kept) if kept.inner.delivery_tag >= d.inner.delivery_tag => {}
+                _ => {
+                    last.insert(d.channel, d);
+                }
+            }
+        }
+        let mut result = Ok(());
+        for (_, d) in last {
+            if let Err(e) = d.ack_multiple().await {
+                result = Err(e);
+            }
+        }
+        result
     }
 
     /// Returns the message to its queue for a transient failure (`basic.reject`, requeue).
@@ -361,13 +416,7 @@ impl Delivery {
             properties: self.inner.properties.clone().with_headers(headers),
             mandatory: true,
         };
-        publish_with(
-            &self.shared,
-            &self.shared.settle,
-            std::slice::from_ref(&copy),
-        )
-        .await?;
-        self.ack().await
+        self.publish_copy_then_ack(copy).await
     }
 
     /// Retries with the next delay of the schedule, or dead-letters with `code`/`reason` once
@@ -419,12 +468,6 @@ impl Delivery {
             properties: self.inner.properties.clone().with_headers(headers),
             mandatory: true,
         };
-        publish_with(
-            &self.shared,
-            &self.shared.settle,
-            std::slice::from_ref(&copy),
-        )
-        .await?;
-        self.ack().await
+        self.publish_copy_then_ack(copy).await
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
-use crate::db::{dispatch, new_id, now, BeginWrite, Store};
+use crate::db::{builder, dispatch, new_id, now, BeginWrite, Dialect, Store};
 use crate::error::{Error, Result};
 use crate::events::CHUNK;
 use crate::types::{
@@ -118,14 +118,13 @@ impl Store {
             // 1. Which patients do the identifiers point to?
             let mut ident_map: HashMap<IdentKey, String> = HashMap::new();
             for chunk in ident_keys.chunks(CHUNK) {
-                let mut qb = QueryBuilder::new(
-                    "SELECT issuer_id, system, value, patient_id FROM patient_identifiers \
-                     WHERE (issuer_id, system, value) IN (",
+                let mut qb = builder(pool, "SELECT t.issuer_id, t.system, t.value, t.patient_id ");
+                Dialect::push_from_keys(
+                    &mut qb,
+                    "patient_identifiers",
+                    ("issuer_id", "system", "value"),
+                    chunk,
                 );
-                qb.push_values(chunk, |mut b, k| {
-                    b.push_bind(&k.0).push_bind(&k.1).push_bind(&k.2);
-                });
-                qb.push(")");
                 let rows: Vec<(String, String, String, String)> =
                     qb.build_query_as().fetch_all(&mut *tx).await?;
                 for (i, s, v, p) in rows {
@@ -206,13 +205,13 @@ impl Store {
             dose_keys.dedup();
             let mut doses: HashMap<DoseKey, DoseState> = HashMap::new();
             for chunk in dose_keys.chunks(CHUNK) {
-                let mut qb = QueryBuilder::new(format!(
-                    "SELECT {DOSE_COLUMNS} FROM doses WHERE (issuer_id, source_system, source_id) IN ("
-                ));
-                qb.push_values(chunk, |mut b, k| {
-                    b.push_bind(&k.0).push_bind(&k.1).push_bind(&k.2);
-                });
-                qb.push(")");
+                let mut qb = builder(pool, format!("SELECT {} ", prefixed(DOSE_COLUMNS, "t")));
+                Dialect::push_from_keys(
+                    &mut qb,
+                    "doses",
+                    ("issuer_id", "source_system", "source_id"),
+                    chunk,
+                );
                 let rows: Vec<Dose> = qb.build_query_as().fetch_all(&mut *tx).await?;
                 for d in rows {
                     if !patients.contains_key(&d.patient_id) {
@@ -227,14 +226,9 @@ impl Store {
             // 4. Lock and load existing patients, in id order so concurrent batches cannot deadlock.
             let to_load: Vec<String> = to_load.into_iter().collect();
             for chunk in to_load.chunks(CHUNK) {
-                let mut qb = QueryBuilder::new(format!(
-                    "SELECT {PATIENT_COLUMNS} FROM patients WHERE id IN ("
-                ));
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id);
-                }
-                qb.push(") ORDER BY id");
+                let mut qb = builder(pool, format!("SELECT {PATIENT_COLUMNS} FROM patients WHERE "));
+                Dialect::push_in(&mut qb, "id", chunk);
+                qb.push(" ORDER BY id");
                 qb.push(lock);
                 let rows: Vec<Patient> = qb.build_query_as().fetch_all(&mut *tx).await?;
                 for p in rows {
@@ -475,16 +469,12 @@ impl Store {
             for (status, ids) in [(EventStatus::Processed, &processed_ids), (EventStatus::Held, &held_ids)] {
                 let ids: Vec<&&str> = ids.iter().collect();
                 for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::new("UPDATE events SET status = ");
+                    let mut qb = builder(pool, "UPDATE events SET status = ");
                     qb.push_bind(status.as_str());
                     qb.push(", error_code = NULL, updated_at = ");
                     qb.push_bind(at);
-                    qb.push(" WHERE id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(**id);
-                    }
-                    qb.push(")");
+                    qb.push(" WHERE ");
+                    Dialect::push_in(&mut qb, "id", chunk);
                     qb.build().execute(&mut *tx).await?;
                 }
             }
@@ -511,4 +501,13 @@ impl Store {
                 .collect()
         })
     }
+}
+
+/// `a, b, c` → `t.a, t.b, t.c`.
+fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

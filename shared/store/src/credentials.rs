@@ -2,14 +2,18 @@
 //! a signed card only if it is still current (stale check + supersede + `deliver` outbox row in
 //! one transaction), credential lookups and revocation (with its CRL entry, atomically).
 
+use std::collections::HashMap;
+
 use sqlx::types::Json;
+use sqlx::QueryBuilder;
 
 use crate::apply::{DOSE_COLUMNS, PATIENT_COLUMNS};
-use crate::db::{dispatch, new_id, now, BeginWrite, Store};
+use crate::db::{builder, dispatch, new_id, now, BeginWrite, Dialect, Store};
 use crate::error::{Error, Result};
+use crate::events::CHUNK;
 use crate::keys::add_revocation_in_tx;
 use crate::types::{
-    Credential, CredentialFormat, CredentialStatus, DeliverJob, Dose, DoseStatus, IssueSnapshot,
+    Credential, CredentialFormat, CredentialStatus, DeliverJob, Dose, DoseStatus, IssueSnapshot, IssueState,
     NewCredential, Patient, RevokeOutcome, StoreCredentialOutcome, OUTBOX_DELIVER,
 };
 
@@ -71,8 +75,19 @@ impl Store {
     /// Patient (identity, `doses_version`) and current issuable doses, read in one snapshot so
     /// the doses match the version. `None` if the patient does not exist.
     pub async fn issue_snapshot(&self, patient_id: &str) -> Result<Option<IssueSnapshot>> {
-        let psql = format!("SELECT {PATIENT_COLUMNS} FROM patients WHERE id = $1");
-        let dsql = current_doses_sql();
+        let mut all = self.issue_snapshots(&[patient_id.to_owned()]).await?;
+        Ok(all.pop().map(|s| s.snapshot))
+    }
+
+    /// [`Store::issue_snapshot`] for many patients at once, with each patient's active cards:
+    /// one read-only transaction and three queries per chunk of patients, whatever their
+    /// number (the issue worker's batch). Patients that do not exist are left out; the result
+    /// is in patient id order.
+    pub async fn issue_snapshots(&self, patient_ids: &[String]) -> Result<Vec<IssueState>> {
+        let mut ids: Vec<&String> = patient_ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let mut out: Vec<IssueState> = Vec::with_capacity(ids.len());
         dispatch!(self, pool, pg => {
             // PostgreSQL's default READ COMMITTED takes a new snapshot per statement.
             let mut tx = if pg {
@@ -80,18 +95,50 @@ impl Store {
             } else {
                 pool.begin().await?
             };
-            let patient: Option<Patient> =
-                sqlx::query_as(&psql).bind(patient_id).fetch_optional(&mut *tx).await?;
-            let Some(patient) = patient else {
-                return Ok(None);
-            };
-            let doses: Vec<Dose> = sqlx::query_as(&dsql)
-                .bind(patient_id)
-                .bind(DoseStatus::Completed.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb = builder(pool, format!("SELECT {PATIENT_COLUMNS} FROM patients WHERE "));
+                Dialect::push_in(&mut qb, "id", chunk);
+                qb.push(" ORDER BY id");
+                let patients: Vec<Patient> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                if patients.is_empty() {
+                    continue;
+                }
+                let mut qb = builder(pool, format!("SELECT {DOSE_COLUMNS} FROM doses WHERE status = "));
+                qb.push_bind(DoseStatus::Completed.as_str());
+                qb.push(" AND ");
+                Dialect::push_in(&mut qb, "patient_id", chunk);
+                qb.push(" ORDER BY patient_id, occurrence, source_system, source_id");
+                let doses: Vec<Dose> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                let mut qb = builder(
+                    pool,
+                    format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE status = 'active' AND "),
+                );
+                Dialect::push_in(&mut qb, "patient_id", chunk);
+                qb.push(" ORDER BY patient_id, id");
+                let active: Vec<Credential> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                let mut doses = doses.into_iter().peekable();
+                let mut active = active.into_iter().peekable();
+                for patient in patients {
+                    let mut state = IssueState {
+                        snapshot: IssueSnapshot { patient, doses: Vec::new() },
+                        active: Vec::new(),
+                    };
+                    // Both lists are sorted by patient id, like `patients`.
+                    while let Some(d) = doses.next_if(|d| d.patient_id <= state.snapshot.patient.id) {
+                        if d.patient_id == state.snapshot.patient.id {
+                            state.snapshot.doses.push(d);
+                        }
+                    }
+                    while let Some(c) = active.next_if(|c| c.patient_id <= state.snapshot.patient.id) {
+                        if c.patient_id == state.snapshot.patient.id {
+                            state.active.push(c);
+                        }
+                    }
+                    out.push(state);
+                }
+            }
             tx.commit().await?;
-            Ok(Some(IssueSnapshot { patient, doses }))
+            Ok(out)
         })
     }
 
@@ -100,88 +147,165 @@ impl Store {
     /// supersedes the patient's active card for the same issuer, disease and format and queues
     /// an outbox row `deliver {credential_id}`; a `Held` card does neither. A second active card
     /// for the same version is refused as [`StoreCredentialOutcome::AlreadyIssued`].
+    /// `store-not-found` if the patient does not exist.
     pub async fn store_credential(&self, c: &NewCredential) -> Result<StoreCredentialOutcome> {
-        if !matches!(c.status, CredentialStatus::Active | CredentialStatus::Held) {
+        self.store_credentials(std::slice::from_ref(c))
+            .await?
+            .pop()
+            .unwrap_or(Err(Error::NotFound("credential outcome")))
+    }
+
+    /// [`Store::store_credential`] for a batch of cards, in ONE transaction with a fixed number
+    /// of statements per chunk (patients locked in id order, one supersede, one multi-row insert
+    /// of cards, one of outbox rows): the issue worker's batch. Cards are considered in order, so
+    /// a later card of the batch for the same patient, disease and format supersedes an earlier
+    /// one. One answer per card, same order; a card whose patient does not exist gets
+    /// `store-not-found` and the others are stored.
+    pub async fn store_credentials(
+        &self,
+        cards: &[NewCredential],
+    ) -> Result<Vec<Result<StoreCredentialOutcome>>> {
+        if cards
+            .iter()
+            .any(|c| !matches!(c.status, CredentialStatus::Active | CredentialStatus::Held))
+        {
             return Err(Error::Invalid("a new credential is active or held"));
         }
         let at = now();
-        let id = new_id("cred");
-        let insert = format!(
-            "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
-        );
+        let mut patient_ids: Vec<&str> = cards.iter().map(|c| c.patient_id.as_str()).collect();
+        patient_ids.sort_unstable();
+        patient_ids.dedup();
         dispatch!(self, pool, pg => {
             let lock = if pg { " FOR UPDATE" } else { "" };
             let mut tx = pool.begin_write().await?;
-            let current: Option<i64> =
-                sqlx::query_scalar(&format!("SELECT doses_version FROM patients WHERE id = $1{lock}"))
-                    .bind(&c.patient_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let current = current.ok_or(Error::NotFound("patient"))?;
-            if current != c.doses_version {
-                return Ok(StoreCredentialOutcome::Stale { current_doses_version: current });
-            }
-            let mut superseded = Vec::new();
-            let mut outbox_id = None;
-            if c.status == CredentialStatus::Active {
-                let same: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM credentials WHERE patient_id = $1 AND issuer_id = $2 \
-                     AND disease = $3 AND format = $4 AND status = 'active' AND doses_version = $5",
-                )
-                .bind(&c.patient_id)
-                .bind(&c.issuer_id)
-                .bind(&c.disease)
-                .bind(c.format.as_str())
-                .bind(c.doses_version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(credential_id) = same {
-                    return Ok(StoreCredentialOutcome::AlreadyIssued { credential_id });
+            // 1. Lock the patients (id order: concurrent batches cannot deadlock) and read their
+            //    versions and active cards.
+            let mut versions: HashMap<String, i64> = HashMap::new();
+            let mut active: HashMap<CardKey, (String, i64)> = HashMap::new();
+            for chunk in patient_ids.chunks(CHUNK) {
+                let mut qb = builder(pool, "SELECT id, doses_version FROM patients WHERE ");
+                Dialect::push_in(&mut qb, "id", chunk);
+                qb.push(" ORDER BY id");
+                qb.push(lock);
+                let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                versions.extend(rows);
+                let mut qb = builder(
+                    pool,
+                    "SELECT id, patient_id, issuer_id, disease, format, doses_version FROM credentials \
+                     WHERE status = 'active' AND ",
+                );
+                Dialect::push_in(&mut qb, "patient_id", chunk);
+                let rows: Vec<(String, String, String, String, String, i64)> =
+                    qb.build_query_as().fetch_all(&mut *tx).await?;
+                for (id, patient_id, issuer_id, disease, format, version) in rows {
+                    active.insert((patient_id, issuer_id, disease, format), (id, version));
                 }
-                superseded = sqlx::query_scalar(
-                    "UPDATE credentials SET status = 'superseded', updated_at = $1 \
-                     WHERE patient_id = $2 AND issuer_id = $3 AND disease = $4 AND format = $5 \
-                     AND status = 'active' RETURNING id",
-                )
-                .bind(at)
-                .bind(&c.patient_id)
-                .bind(&c.issuer_id)
-                .bind(&c.disease)
-                .bind(c.format.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
             }
-            sqlx::query(&insert)
-                .bind(&id)
-                .bind(&c.issuer_id)
-                .bind(&c.patient_id)
-                .bind(&c.disease)
-                .bind(c.doses_version)
-                .bind(c.format.as_str())
-                .bind(&c.artefact)
-                .bind(&c.kid)
-                .bind(&c.rid)
-                .bind(c.nbf)
-                .bind(c.exp)
-                .bind(c.status.as_str())
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            if c.status == CredentialStatus::Active {
-                let job = DeliverJob { credential_id: id.clone() };
-                let oid: i64 = sqlx::query_scalar(
-                    "INSERT INTO outbox (kind, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
-                )
-                .bind(OUTBOX_DELIVER)
-                .bind(Json(&job))
-                .bind(at)
-                .fetch_one(&mut *tx)
-                .await?;
-                outbox_id = Some(oid);
+
+            // 2. Decide, in order, in memory.
+            let mut outcomes: Vec<Result<StoreCredentialOutcome>> = Vec::with_capacity(cards.len());
+            let mut superseded_ids: Vec<String> = Vec::new();
+            let mut inserts: Vec<(String, &NewCredential)> = Vec::new();
+            for c in cards {
+                let Some(current) = versions.get(&c.patient_id).copied() else {
+                    outcomes.push(Err(Error::NotFound("patient")));
+                    continue;
+                };
+                if current != c.doses_version {
+                    outcomes.push(Ok(StoreCredentialOutcome::Stale { current_doses_version: current }));
+                    continue;
+                }
+                let id = new_id("cred");
+                let mut superseded = Vec::new();
+                if c.status == CredentialStatus::Active {
+                    let key = (
+                        c.patient_id.clone(),
+                        c.issuer_id.clone(),
+                        c.disease.clone(),
+                        c.format.as_str().to_owned(),
+                    );
+                    match active.get(&key) {
+                        Some((existing, version)) if *version == c.doses_version => {
+                            outcomes.push(Ok(StoreCredentialOutcome::AlreadyIssued {
+                                credential_id: existing.clone(),
+                            }));
+                            continue;
+                        }
+                        // Every card that passed the version check has the current version,
+                        // so an older active card is always one of the table's.
+                        Some((existing, _)) => {
+                            superseded_ids.push(existing.clone());
+                            superseded.push(existing.clone());
+                        }
+                        None => {}
+                    }
+                    active.insert(key, (id.clone(), c.doses_version));
+                }
+                inserts.push((id.clone(), c));
+                outcomes.push(Ok(StoreCredentialOutcome::Stored {
+                    credential_id: id,
+                    superseded,
+                    outbox_id: None,
+                }));
+            }
+
+            // 3. Write.
+            for chunk in superseded_ids.chunks(CHUNK) {
+                let mut qb = builder(pool, "UPDATE credentials SET status = 'superseded', updated_at = ");
+                qb.push_bind(at);
+                qb.push(" WHERE status = 'active' AND ");
+                Dialect::push_in(&mut qb, "id", chunk);
+                qb.build().execute(&mut *tx).await?;
+            }
+            for chunk in inserts.chunks(CHUNK) {
+                let mut qb = QueryBuilder::new(format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) "));
+                qb.push_values(chunk, |mut b, (id, c)| {
+                    b.push_bind(id)
+                        .push_bind(&c.issuer_id)
+                        .push_bind(&c.patient_id)
+                        .push_bind(&c.disease)
+                        .push_bind(c.doses_version)
+                        .push_bind(c.format.as_str())
+                        .push_bind(&c.artefact)
+                        .push_bind(&c.kid)
+                        .push_bind(&c.rid)
+                        .push_bind(c.nbf)
+                        .push_bind(c.exp)
+                        .push_bind(c.status.as_str())
+                        .push_bind(at)
+                        .push_bind(at);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            let deliver: Vec<DeliverJob> = inserts
+                .iter()
+                .filter(|(_, c)| c.status == CredentialStatus::Active)
+                .map(|(id, _)| DeliverJob { credential_id: id.clone() })
+                .collect();
+            let mut outbox_ids: HashMap<String, i64> = HashMap::new();
+            for chunk in deliver.chunks(CHUNK) {
+                let mut qb = QueryBuilder::new("INSERT INTO outbox (kind, payload, created_at) ");
+                qb.push_values(chunk, |mut b, job| {
+                    b.push_bind(OUTBOX_DELIVER).push_bind(Json(job)).push_bind(at);
+                });
+                qb.push(" RETURNING id, payload");
+                let rows: Vec<(i64, Json<DeliverJob>)> =
+                    qb.build_query_as().fetch_all(&mut *tx).await?;
+                for (oid, Json(job)) in rows {
+                    outbox_ids.insert(job.credential_id, oid);
+                }
             }
             tx.commit().await?;
-            Ok(StoreCredentialOutcome::Stored { credential_id: id, superseded, outbox_id })
+            Ok(outcomes
+                .into_iter()
+                .map(|o| match o {
+                    Ok(StoreCredentialOutcome::Stored { credential_id, superseded, .. }) => {
+                        let outbox_id = outbox_ids.get(&credential_id).copied();
+                        Ok(StoreCredentialOutcome::Stored { credential_id, superseded, outbox_id })
+                    }
+                    other => other,
+                })
+                .collect())
         })
     }
 
@@ -271,3 +395,7 @@ fn current_doses_sql() -> String {
          ORDER BY occurrence, source_system, source_id"
     )
 }
+
+/// (patient, issuer, disease group, format): the key of the one-active-card rule.
+type CardKey = (String, String, String, String);
+

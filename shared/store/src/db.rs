@@ -261,3 +261,103 @@ pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chron
     use chrono::SubsecRound;
     t.trunc_subsecs(6)
 }
+
+/// SQL that must differ per backend for speed, not meaning.
+///
+/// Lists of ids: PostgreSQL gets `col = ANY($n)` with one array parameter, so the statement text
+/// is the same for every batch size (prepared once, planned cheaply; an `IN` list of 100
+/// literals costs PostgreSQL ~2 ms to plan and fills sqlx's statement cache with one entry per
+/// size). SQLite keeps `col IN (?, …)`.
+///
+/// Three-column keys (`(issuer, system, value)`): PostgreSQL joins the table to `UNNEST` of three
+/// arrays, which is one index probe per key. A row-value `IN` list is not: when every key shares
+/// the issuer and system (the normal case), the planner factors them out and scans the index
+/// range of the whole issuer, filtering on the value, which measured 45 ms per 100 keys at
+/// 40,000 rows and grows with the table.
+pub(crate) trait Dialect: sqlx::Database {
+    /// Appends `column IN (…)` / `column = ANY(…)` for `items` (non-empty).
+    fn push_in<'a, T: AsRef<str>>(qb: &mut sqlx::QueryBuilder<'a, Self>, column: &str, items: &[T]);
+
+    /// Appends `FROM {table} t` plus whatever restricts `t` to the rows whose
+    /// `(t.{cols.0}, t.{cols.1}, t.{cols.2})` is one of `keys` (non-empty). Select columns with
+    /// the `t.` prefix.
+    fn push_from_keys<'a>(
+        qb: &mut sqlx::QueryBuilder<'a, Self>,
+        table: &str,
+        cols: (&str, &str, &str),
+        keys: &[(String, String, String)],
+    );
+}
+
+impl Dialect for Postgres {
+    fn push_in<'a, T: AsRef<str>>(qb: &mut sqlx::QueryBuilder<'a, Self>, column: &str, items: &[T]) {
+        let list: Vec<String> = items.iter().map(|i| i.as_ref().to_owned()).collect();
+        qb.push(column);
+        qb.push(" = ANY(");
+        qb.push_bind(list);
+        qb.push(")");
+    }
+
+    fn push_from_keys<'a>(
+        qb: &mut sqlx::QueryBuilder<'a, Self>,
+        table: &str,
+        cols: (&str, &str, &str),
+        keys: &[(String, String, String)],
+    ) {
+        let (a, b, c): (Vec<String>, Vec<String>, Vec<String>) = keys.iter().cloned().fold(
+            (Vec::new(), Vec::new(), Vec::new()),
+            |(mut a, mut b, mut c), (x, y, z)| {
+                a.push(x);
+                b.push(y);
+                c.push(z);
+                (a, b, c)
+            },
+        );
+        qb.push(format_args!("FROM {table} t JOIN UNNEST("));
+        qb.push_bind(a);
+        qb.push("::text[], ");
+        qb.push_bind(b);
+        qb.push("::text[], ");
+        qb.push_bind(c);
+        qb.push(format_args!(
+            "::text[]) AS k(k1, k2, k3) ON t.{} = k.k1 AND t.{} = k.k2 AND t.{} = k.k3",
+            cols.0, cols.1, cols.2
+        ));
+    }
+}
+
+impl Dialect for Sqlite {
+    fn push_in<'a, T: AsRef<str>>(qb: &mut sqlx::QueryBuilder<'a, Self>, column: &str, items: &[T]) {
+        qb.push(column);
+        qb.push(" IN (");
+        let mut sep = qb.separated(", ");
+        for item in items {
+            sep.push_bind(item.as_ref().to_owned());
+        }
+        qb.push(")");
+    }
+
+    fn push_from_keys<'a>(
+        qb: &mut sqlx::QueryBuilder<'a, Self>,
+        table: &str,
+        cols: (&str, &str, &str),
+        keys: &[(String, String, String)],
+    ) {
+        qb.push(format_args!(
+            "FROM {table} t WHERE (t.{}, t.{}, t.{}) IN (",
+            cols.0, cols.1, cols.2
+        ));
+        qb.push_values(keys.iter().cloned(), |mut row, (x, y, z)| {
+            row.push_bind(x).push_bind(y).push_bind(z);
+        });
+        qb.push(")");
+    }
+}
+
+/// A query builder for the pool's backend (names the backend where `dispatch!` bodies cannot).
+pub(crate) fn builder<'a, DB: Dialect>(
+    _pool: &sqlx::Pool<DB>,
+    sql: impl Into<String>,
+) -> sqlx::QueryBuilder<'a, DB> {
+    sqlx::QueryBuilder::new(sql)
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
-use crate::db::{dispatch, new_id, now, BeginWrite, Store};
+use crate::db::{builder, dispatch, new_id, now, BeginWrite, Dialect, Store};
 use crate::error::Result;
 use crate::types::{Event, EventStatus, IncomingEvent, Recorded};
 
@@ -56,12 +56,10 @@ impl Store {
             }
             let mut found = HashMap::new();
             for chunk in fresh.chunks(CHUNK) {
-                let mut qb = QueryBuilder::new("SELECT dedup_key, id, status FROM events WHERE dedup_key IN (");
-                let mut sep = qb.separated(", ");
-                for (i, _) in chunk {
-                    sep.push_bind(keys.get(*i));
-                }
-                qb.push(")");
+                let mut qb = builder(pool, "SELECT dedup_key, id, status FROM events WHERE ");
+                let chunk_keys: Vec<&str> =
+                    chunk.iter().filter_map(|(i, _)| keys.get(*i).map(String::as_str)).collect();
+                Dialect::push_in(&mut qb, "dedup_key", &chunk_keys);
                 let rows: Vec<(String, String, String)> =
                     qb.build_query_as().fetch_all(&mut *tx).await?;
                 for (k, id, status) in rows {

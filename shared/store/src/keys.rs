@@ -302,7 +302,6 @@ impl Store {
         })
     }
 
-    /// The CRL of one key, or `None` if nothing was ever revoked under it.
     /// The time before which cards with this `rid` are revoked, if the `rid` is on the key's
     /// CRL: `Some(None)` revokes every card with it, `Some(Some(t))` those with `nbf` < t.
     pub async fn revoked_before(
@@ -324,6 +323,37 @@ impl Store {
         })
     }
 
+    /// [`Store::revoked_before`] for many `rid`s of one key in one query (the issue worker's
+    /// batch): the `rid`s on the CRL, with their time. `rid`s not listed are not revoked.
+    pub async fn revoked_before_many(
+        &self,
+        issuer_id: &str,
+        kid: &str,
+        rids: &[String],
+    ) -> Result<std::collections::HashMap<String, Option<i64>>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in rids.chunks(crate::events::CHUNK) {
+            dispatch!(self, pool, _pg => {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "SELECT rid, revoked_before FROM revocations WHERE issuer_id = ",
+                );
+                qb.push_bind(issuer_id);
+                qb.push(" AND kid = ");
+                qb.push_bind(kid);
+                qb.push(" AND rid IN (");
+                let mut sep = qb.separated(", ");
+                for rid in chunk {
+                    sep.push_bind(rid.as_str());
+                }
+                qb.push(")");
+                let rows: Vec<(String, Option<i64>)> = qb.build_query_as().fetch_all(pool).await?;
+                out.extend(rows);
+            });
+        }
+        Ok(out)
+    }
+
+    /// The CRL of one key, or `None` if nothing was ever revoked under it.
     pub async fn get_crl(&self, issuer_id: &str, kid: &str) -> Result<Option<Crl>> {
         dispatch!(self, pool, pg => {
             let mut tx = if pg {

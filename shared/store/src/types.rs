@@ -641,6 +641,16 @@ pub struct IssueSnapshot {
     pub doses: Vec<Dose>,
 }
 
+/// One patient of [`crate::Store::issue_snapshots`]: the snapshot and the patient's active
+/// cards, read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueState {
+    /// Patient and current issuable doses.
+    pub snapshot: IssueSnapshot,
+    /// The patient's active cards (every issuer, disease group and format).
+    pub active: Vec<Credential>,
+}
+
 /// What [`crate::Store::revoke_credential`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RevokeOutcome {
@@ -668,6 +678,31 @@ pub struct IssueJob {
     pub patient_id: String,
     /// Version the card must cover.
     pub doses_version: i64,
+}
+
+/// Body of an `issue` queue message: one job (`{patient_id, doses_version}`, the outbox row's
+/// payload) or several packed by the relay (`{"jobs": [...]}`), one message per relay round
+/// instead of one per patient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IssueMessage {
+    /// Several jobs.
+    Batch {
+        /// The jobs, in outbox order.
+        jobs: Vec<IssueJob>,
+    },
+    /// One job.
+    One(IssueJob),
+}
+
+impl IssueMessage {
+    /// The jobs it carries.
+    pub fn into_jobs(self) -> Vec<IssueJob> {
+        match self {
+            IssueMessage::Batch { jobs } => jobs,
+            IssueMessage::One(job) => vec![job],
+        }
+    }
 }
 
 /// Payload of a `deliver` outbox row.
