@@ -87,12 +87,28 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The PostgreSQL schema (None on SQLite).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// A new SQLite file or PostgreSQL schema; `pg_url` overrides the PostgreSQL URL (a proxy).
     pub async fn new(backend: Backend, pg_url: Option<String>) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         match backend {
             Backend::Sqlite => {
-                let store = Store::connect(None, dir.path()).await.unwrap();
+                // A short busy timeout: a writer locked out (the SQLite outage test) fails
+                // within a second instead of five, and the pipeline's retries take over.
+                let store = Store::connect_with(
+                    None,
+                    dir.path(),
+                    StoreOptions {
+                        busy_timeout: Duration::from_millis(500),
+                        ..StoreOptions::default()
+                    },
+                )
+                .await
+                .unwrap();
                 TestDb {
                     store,
                     dir,
@@ -120,6 +136,13 @@ impl TestDb {
                 }
             }
         }
+    }
+
+    /// The SQLite database file (None on PostgreSQL).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        self.schema
+            .is_none()
+            .then(|| self.dir.path().join(store::SQLITE_FILE))
     }
 
     /// Drops the PostgreSQL schema (through a direct connection).

@@ -1,9 +1,14 @@
 //! The outbox relay: claims unsent outbox rows (with a lease, `SKIP LOCKED` on PostgreSQL),
 //! publishes them to their work queue in one confirmed batch, then marks them sent.
 //!
+//! `deliver` rows go out one message each (`message_id` `outbox-{id}`); `issue` rows are packed,
+//! up to [`ISSUE_JOBS_PER_MESSAGE`] per message (`outbox-{first}-{last}`, body `{"jobs": [...]}`):
+//! the issue worker works in batches, and one broker hop per patient was a third of the broker's
+//! work per event.
+//!
 //! At least once: a crash between the confirm and the mark leaves the rows to be claimed again
-//! when their lease ends, and consumers dedupe on the `outbox-{id}` message id (the issue worker
-//! is idempotent anyway: a second job for the same doses version finds the card issued).
+//! when their lease ends; the delivery worker dedupes on the message id and the issue worker is
+//! idempotent (a second job for the same doses version finds the card issued).
 //!
 //! Writers (ingest, the issue worker) call [`RelayHandle::wake`] after a commit so rows go out
 //! within a millisecond or so; a slow poll catches rows written by other processes.
@@ -90,7 +95,7 @@ pub async fn run(
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        match relay_once(&store, &bus, &publisher, &config).await {
+        match relay_once(&store, &bus, &publisher, &config, &shutdown).await {
             Ok(n) if n >= config.batch as usize => continue,
             Ok(0) => {
                 tokio::select! {
@@ -117,6 +122,7 @@ pub async fn relay_once(
     bus: &Bus,
     publisher: &bus::Publisher,
     config: &RelayConfig,
+    shutdown: &CancellationToken,
 ) -> Result<usize> {
     let rows = store.claim_outbox(config.batch, config.lease).await?;
     if rows.is_empty() {
@@ -167,7 +173,22 @@ pub async fn relay_once(
         let _ = store.release_outbox(&ids).await;
         return Err(e.into());
     }
-    store.mark_outbox_sent(&ids).await?;
+    // Published: keep trying to record it while the database is away, rather than let the
+    // lease run out and publish the rows a second time (consumers would absorb the copies,
+    // but every copy is a second delivery job to look at).
+    loop {
+        match store.mark_outbox_sent(&ids).await {
+            Ok(_) => break,
+            Err(e) => {
+                warn!(code = e.code(), rows = ids.len(), "cannot mark outbox rows sent; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(config.error_backoff) => {}
+                    // Left claimed: after the lease, the next relay publishes them again.
+                    () = shutdown.cancelled() => return Ok(rows.len()),
+                }
+            }
+        }
+    }
     debug!(rows = ids.len(), "outbox rows published");
     Ok(rows.len())
 }

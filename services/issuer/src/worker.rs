@@ -1,6 +1,12 @@
-//! The issue worker: consumes `{p}.issue` jobs (`{patient_id, doses_version}`, published by the
-//! outbox relay) in micro-batches and makes sure each patient has one current, signed card per
-//! disease group.
+//! The issue worker: consumes `{p}.issue` messages (one job `{patient_id, doses_version}` or a
+//! pack `{"jobs": [...]}` from the outbox relay) in micro-batches and makes sure each patient
+//! has one current, signed card per disease group.
+//!
+//! A batch costs a fixed number of database round trips whatever its size: one read
+//! transaction for every patient's snapshot and active cards (`Store::issue_snapshots`), one CRL
+//! lookup per signing key, one write transaction for every card with its supersede and
+//! `deliver` outbox row (`Store::store_credentials`). Signing happens in between, on one pooled
+//! `CardIssuer` per key.
 //!
 //! Jobs are coalesced: the worker always signs the patient's *current* snapshot, whatever version
 //! the job names, and the store refuses a second active card for the same version
@@ -12,6 +18,8 @@
 //! Settlement: ack after the database commit (one multiple-ack per batch); database or broker
 //! outages → retry queue (kept at the longest delay while the outage lasts: an outage is not the
 //! message's fault); a card that cannot be built from stored data → DLQ with the reason's code.
+//! A pack whose patients got different answers is split: the unfinished ones go back to the
+//! queue as single jobs and are settled one by one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -38,8 +46,6 @@ pub struct IssueConfig {
     pub batch: usize,
     /// How long to wait for more jobs once one arrived.
     pub linger: Duration,
-    /// Patients signed and stored concurrently within a batch.
-    pub concurrency: usize,
     /// Card options (IAL policy).
     pub card_options: CardOptions,
     /// Secret for `rid`s (revocation ids, `shc::rid::derive`); `None` issues cards without `rid`.
@@ -53,7 +59,6 @@ impl Default for IssueConfig {
         IssueConfig {
             batch: 100,
             linger: Duration::from_millis(3),
-            concurrency: 8,
             card_options: CardOptions::default(),
             rid_secret: None,
             allow_insecure_iss: false,

@@ -190,7 +190,12 @@ impl Store {
                 resolved.push(Some(patient_id));
             }
 
-            // 3. Existing doses touched by the batch.
+            // 3. Lock and load the existing patients, in id order so concurrent batches cannot
+            //    deadlock, and only THEN read the doses the batch touches: read before the lock,
+            //    a dose could be changed by a concurrent batch of the same patient between the
+            //    read and our write, and our upsert would take it back to an older version
+            //    (an entered-in-error dose revived). Doses found under a patient not yet locked
+            //    (a dose moving between patients) lock that one too, and are read again.
             let mut dose_keys: Vec<DoseKey> = batch
                 .iter()
                 .zip(&resolved)
@@ -204,39 +209,48 @@ impl Store {
             dose_keys.sort();
             dose_keys.dedup();
             let mut doses: HashMap<DoseKey, DoseState> = HashMap::new();
-            for chunk in dose_keys.chunks(CHUNK) {
-                let mut qb = builder(pool, format!("SELECT {} ", prefixed(DOSE_COLUMNS, "t")));
-                Dialect::push_from_keys(
-                    &mut qb,
-                    "doses",
-                    ("issuer_id", "source_system", "source_id"),
-                    chunk,
-                );
-                let rows: Vec<Dose> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                for d in rows {
-                    if !patients.contains_key(&d.patient_id) {
-                        // The dose may move to another patient: that one changes too.
-                        to_load.insert(d.patient_id.clone());
+            let mut pending_load: Vec<String> = to_load.into_iter().collect();
+            let mut attempted: BTreeSet<String> = BTreeSet::new();
+            loop {
+                attempted.extend(pending_load.iter().cloned());
+                for chunk in pending_load.chunks(CHUNK) {
+                    let mut qb =
+                        builder(pool, format!("SELECT {PATIENT_COLUMNS} FROM patients WHERE "));
+                    Dialect::push_in(&mut qb, "id", chunk);
+                    qb.push(" ORDER BY id");
+                    qb.push(lock);
+                    let rows: Vec<Patient> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for p in rows {
+                        patients.insert(
+                            p.id.clone(),
+                            PatientState { patient: p, is_new: false, dirty: false, changed: false },
+                        );
                     }
-                    let key = (d.issuer_id.clone(), d.source_system.clone(), d.source_id.clone());
-                    doses.insert(key, DoseState { dose: d, dirty: false });
                 }
-            }
-
-            // 4. Lock and load existing patients, in id order so concurrent batches cannot deadlock.
-            let to_load: Vec<String> = to_load.into_iter().collect();
-            for chunk in to_load.chunks(CHUNK) {
-                let mut qb = builder(pool, format!("SELECT {PATIENT_COLUMNS} FROM patients WHERE "));
-                Dialect::push_in(&mut qb, "id", chunk);
-                qb.push(" ORDER BY id");
-                qb.push(lock);
-                let rows: Vec<Patient> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                for p in rows {
-                    patients.insert(
-                        p.id.clone(),
-                        PatientState { patient: p, is_new: false, dirty: false, changed: false },
+                doses.clear();
+                let mut owners: BTreeSet<String> = BTreeSet::new();
+                for chunk in dose_keys.chunks(CHUNK) {
+                    let mut qb = builder(pool, format!("SELECT {} ", prefixed(DOSE_COLUMNS, "t")));
+                    Dialect::push_from_keys(
+                        &mut qb,
+                        "doses",
+                        ("issuer_id", "source_system", "source_id"),
+                        chunk,
                     );
+                    let rows: Vec<Dose> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    for d in rows {
+                        if !patients.contains_key(&d.patient_id) && !attempted.contains(&d.patient_id) {
+                            // The dose may move to another patient: that one changes too.
+                            owners.insert(d.patient_id.clone());
+                        }
+                        let key = (d.issuer_id.clone(), d.source_system.clone(), d.source_id.clone());
+                        doses.insert(key, DoseState { dose: d, dirty: false });
+                    }
                 }
+                if owners.is_empty() {
+                    break;
+                }
+                pending_load = owners.into_iter().collect();
             }
 
             // 5. Apply in order, in memory.
