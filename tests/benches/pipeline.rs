@@ -45,7 +45,7 @@ async fn run() {
     };
     let db = TestDb::new(backend, None).await;
     let mut config = bus_config(&random_name("bench"), None);
-    config.prefetch = 200;
+    config.prefetch = u16::try_from(env_usize("BENCH_PREFETCH", 200)).unwrap();
     let bus = bus::Bus::connect(config).await.unwrap();
     let p = Pipeline::start(db.store.clone(), db.dir.path().to_owned(), bus, None).await;
     let deliver = p.bus.topology().queue("deliver");

@@ -275,6 +275,13 @@ impl Pipeline {
         let relay = RelayHandle::new();
         let mut config = ingest::IngestConfig::new(issuer.id.clone());
         config.http_timeout = Duration::from_secs(5);
+        // The benchmark tries other batch sizes (keep ≤ the bus prefetch).
+        if let Some(b) = std::env::var("BENCH_INGEST_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.batch = b;
+        }
         if let Some(ehr) = ehr {
             config.sources.push(ehr.source_config(&issuer.id));
         }

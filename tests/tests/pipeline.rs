@@ -301,7 +301,10 @@ async fn survives_sqlite_locked_by_another_process() {
             >= 10
     })
     .await;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
     // Held until messages wait in a retry queue past the first delay: the pipeline met the
     // lock at least twice in a row (outage retries then stay at the last delay while it lasts).
     let t = p.bus.topology().clone();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{Bus, Outgoing};
-use store::{Store, OUTBOX_DELIVER, OUTBOX_ISSUE};
+use store::{OutboxMessage, Store, OUTBOX_DELIVER, OUTBOX_ISSUE};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -116,7 +116,12 @@ pub async fn run(
     }
 }
 
-/// One claim → publish → mark round; returns how many rows were claimed.
+/// Outbox kinds this relay publishes.
+const KINDS: &[&str] = &[OUTBOX_ISSUE, OUTBOX_DELIVER];
+
+/// One claim → publish → mark round; returns how many rows were claimed. On PostgreSQL the
+/// round is one transaction (`Store::relay_outbox_in_transaction`); on SQLite rows are claimed
+/// with a lease, published, then marked.
 pub async fn relay_once(
     store: &Store,
     bus: &Bus,
@@ -124,18 +129,58 @@ pub async fn relay_once(
     config: &RelayConfig,
     shutdown: &CancellationToken,
 ) -> Result<usize> {
+    if store.kind() == store::BackendKind::Postgres {
+        let round = store
+            .relay_outbox_in_transaction(config.batch, KINDS, |rows| async move {
+                let (_, messages) = messages_for(bus, &rows);
+                publisher.publish_batch(&messages).await
+            })
+            .await?;
+        return Ok(round?);
+    }
     let rows = store.claim_outbox(config.batch, config.lease).await?;
     if rows.is_empty() {
         return Ok(0);
     }
+    let (ids, messages) = messages_for(bus, &rows);
+    if let Err(e) = publisher.publish_batch(&messages).await {
+        // Best effort: if this fails too, the lease expires and the rows are claimed again.
+        let _ = store.release_outbox(&ids).await;
+        return Err(e.into());
+    }
+    // Published: keep trying to record it while the database is away, rather than let the
+    // lease run out and publish the rows a second time (consumers would absorb the copies,
+    // but every copy is a second delivery job to look at).
+    loop {
+        match store.mark_outbox_sent(&ids).await {
+            Ok(_) => break,
+            Err(e) => {
+                warn!(
+                    code = e.code(),
+                    rows = ids.len(),
+                    "cannot mark outbox rows sent; retrying"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(config.error_backoff) => {}
+                    // Left claimed: after the lease, the next relay publishes them again.
+                    () = shutdown.cancelled() => return Ok(rows.len()),
+                }
+            }
+        }
+    }
+    debug!(rows = ids.len(), "outbox rows published");
+    Ok(rows.len())
+}
+
+/// The messages for claimed rows (and the ids they cover): `deliver` rows one message each,
+/// `issue` rows packed.
+fn messages_for(bus: &Bus, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<Outgoing>) {
     let mut ids = Vec::with_capacity(rows.len());
     let mut messages = Vec::with_capacity(rows.len());
-    // Issue jobs are packed, up to `ISSUE_JOBS_PER_MESSAGE` per message: the issue worker
-    // works in batches anyway, and a broker hop per patient was a third of the broker's work.
-    let mut issue_jobs: Vec<(i64, serde_json::Value)> = Vec::new();
-    for row in &rows {
+    let mut issue_jobs: Vec<(i64, &serde_json::Value)> = Vec::new();
+    for row in rows {
         if row.kind == OUTBOX_ISSUE {
-            issue_jobs.push((row.id, row.payload.clone()));
+            issue_jobs.push((row.id, &row.payload));
             ids.push(row.id);
             continue;
         }
@@ -160,7 +205,7 @@ pub async fn relay_once(
         let (Some((first, _)), Some((last, _))) = (pack.first(), pack.last()) else {
             continue;
         };
-        let jobs: Vec<&serde_json::Value> = pack.iter().map(|(_, job)| job).collect();
+        let jobs: Vec<&serde_json::Value> = pack.iter().map(|(_, job)| *job).collect();
         let body = serde_json::to_vec(&serde_json::json!({ "jobs": jobs })).unwrap_or_default();
         messages.push(
             Outgoing::to_queue(bus.topology().queue("issue"), body)
@@ -168,27 +213,5 @@ pub async fn relay_once(
                 .content_type("application/json"),
         );
     }
-    if let Err(e) = publisher.publish_batch(&messages).await {
-        // Best effort: if this fails too, the lease expires and the rows are claimed again.
-        let _ = store.release_outbox(&ids).await;
-        return Err(e.into());
-    }
-    // Published: keep trying to record it while the database is away, rather than let the
-    // lease run out and publish the rows a second time (consumers would absorb the copies,
-    // but every copy is a second delivery job to look at).
-    loop {
-        match store.mark_outbox_sent(&ids).await {
-            Ok(_) => break,
-            Err(e) => {
-                warn!(code = e.code(), rows = ids.len(), "cannot mark outbox rows sent; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(config.error_backoff) => {}
-                    // Left claimed: after the lease, the next relay publishes them again.
-                    () = shutdown.cancelled() => return Ok(rows.len()),
-                }
-            }
-        }
-    }
-    debug!(rows = ids.len(), "outbox rows published");
-    Ok(rows.len())
+    (ids, messages)
 }

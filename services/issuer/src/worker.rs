@@ -29,8 +29,8 @@ use bus::{Bus, Delivery, Outgoing};
 use model::{CardOptions, FhirDate, HumanName};
 use shc::{CardIssuer, Claims};
 use store::{
-    CredentialFormat, CredentialStatus, IssueJob, IssueMessage, NewCredential, PatientIdentity, Store,
-    StoreCredentialOutcome,
+    CredentialFormat, CredentialStatus, IssueJob, IssueMessage, NewCredential, PatientIdentity,
+    Store, StoreCredentialOutcome,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
@@ -191,7 +191,11 @@ async fn process_batch(
         Ok(results) => (results, None),
         // The batch's reads or its one write failed: the same answer for every patient.
         Err(e) => {
-            warn!(code = e.code(), patients = patients.len(), "issue batch failed");
+            warn!(
+                code = e.code(),
+                patients = patients.len(),
+                "issue batch failed"
+            );
             (HashMap::new(), Some(Verdict::of_error(&e)))
         }
     };
@@ -267,7 +271,10 @@ async fn split_pack(ctx: &IssueContext, d: Delivery, verdicts: &[(IssueJob, Verd
         }
     };
     if let Err(e) = settled {
-        warn!(code = e.code(), "cannot settle an issue pack; the broker will redeliver");
+        warn!(
+            code = e.code(),
+            "cannot settle an issue pack; the broker will redeliver"
+        );
     }
 }
 
@@ -278,7 +285,10 @@ enum Verdict {
     /// Database or broker outage: retry queue, for as long as it lasts.
     Retry,
     /// A card that cannot be built from stored data: DLQ.
-    DeadLetter { code: &'static str, reason: String },
+    DeadLetter {
+        code: &'static str,
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -396,7 +406,11 @@ pub async fn issue_for_patients(
             // A card issued in the same second as a revoked one of this patient would fall
             // under its `rid.t` CRL entry (revoked if nbf < t): start its validity at t instead.
             for p in &mut group {
-                let t = p.claims.rid.as_ref().and_then(|r| listed.get(r).copied().flatten());
+                let t = p
+                    .claims
+                    .rid
+                    .as_ref()
+                    .and_then(|r| listed.get(r).copied().flatten());
                 if let Some(t) = t.and_then(|t| u64::try_from(t).ok()) {
                     if p.claims.nbf.as_f64() < t as f64 {
                         p.claims.nbf = shc::NumericDate::from_secs(t);
@@ -446,7 +460,9 @@ pub async fn issue_for_patients(
                 }
             }
             // A newer job is queued, or the card exists: nothing to do for this one.
-            Ok(StoreCredentialOutcome::Stale { .. } | StoreCredentialOutcome::AlreadyIssued { .. }) => {}
+            Ok(
+                StoreCredentialOutcome::Stale { .. } | StoreCredentialOutcome::AlreadyIssued { .. },
+            ) => {}
             Err(e) => {
                 results.insert(card.patient_id.clone(), Err(e.into()));
             }

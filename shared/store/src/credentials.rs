@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::events::CHUNK;
 use crate::keys::add_revocation_in_tx;
 use crate::types::{
-    Credential, CredentialFormat, CredentialStatus, DeliverJob, Dose, DoseStatus, IssueSnapshot, IssueState,
-    NewCredential, Patient, RevokeOutcome, StoreCredentialOutcome, OUTBOX_DELIVER,
+    Credential, CredentialFormat, CredentialStatus, DeliverJob, Dose, DoseStatus, IssueSnapshot,
+    IssueState, NewCredential, Patient, RevokeOutcome, StoreCredentialOutcome, OUTBOX_DELIVER,
 };
 
 pub(crate) const CREDENTIAL_COLUMNS: &str = "id, issuer_id, patient_id, disease, doses_version, \
@@ -398,4 +398,3 @@ fn current_doses_sql() -> String {
 
 /// (patient, issuer, disease group, format): the key of the one-active-card rule.
 type CardKey = (String, String, String, String);
-

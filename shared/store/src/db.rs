@@ -290,7 +290,11 @@ pub(crate) trait Dialect: sqlx::Database {
 }
 
 impl Dialect for Postgres {
-    fn push_in<'a, T: AsRef<str>>(qb: &mut sqlx::QueryBuilder<'a, Self>, column: &str, items: &[T]) {
+    fn push_in<'a, T: AsRef<str>>(
+        qb: &mut sqlx::QueryBuilder<'a, Self>,
+        column: &str,
+        items: &[T],
+    ) {
         let list: Vec<String> = items.iter().map(|i| i.as_ref().to_owned()).collect();
         qb.push(column);
         qb.push(" = ANY(");
@@ -327,7 +331,11 @@ impl Dialect for Postgres {
 }
 
 impl Dialect for Sqlite {
-    fn push_in<'a, T: AsRef<str>>(qb: &mut sqlx::QueryBuilder<'a, Self>, column: &str, items: &[T]) {
+    fn push_in<'a, T: AsRef<str>>(
+        qb: &mut sqlx::QueryBuilder<'a, Self>,
+        column: &str,
+        items: &[T],
+    ) {
         qb.push(column);
         qb.push(" IN (");
         let mut sep = qb.separated(", ");

@@ -253,3 +253,114 @@ async fn held_cards_and_revocation(store: Store) {
     );
 }
 both!(held_cards_and_revocation);
+
+/// The issue worker's batch: one call stores cards of several patients, refuses the stale and
+/// the duplicate ones, supersedes older cards and queues one delivery per stored card; the
+/// batched snapshot reads every patient with their doses and active cards.
+async fn batches_of_cards(store: Store) {
+    let iss = issuer(&store, "a").await;
+    let mut pids = Vec::new();
+    for n in 0..3u32 {
+        let e = new_event(&store, &format!("b{n}")).await;
+        let outcome = store
+            .apply_event(&change(
+                &e,
+                &iss,
+                &format!("bp{n}"),
+                vec![dose(&format!("bimm{n}"), 1, DoseStatus::Completed)],
+            ))
+            .await
+            .unwrap();
+        let store::ApplyOutcome::Applied { patient_id, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        pids.push(patient_id);
+    }
+    // Patient 0 already has a card for version 1.
+    let first = store
+        .store_credential(&card(&iss, &pids[0], 1))
+        .await
+        .unwrap();
+    let StoreCredentialOutcome::Stored {
+        credential_id: old, ..
+    } = first
+    else {
+        panic!("{first:?}")
+    };
+    let mut snapshots = store
+        .issue_snapshots(&[
+            pids[2].clone(),
+            pids[0].clone(),
+            "pat_nope".into(),
+            pids[1].clone(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(snapshots.len(), 3, "unknown patients are left out");
+    snapshots.sort_by(|a, b| a.snapshot.patient.id.cmp(&b.snapshot.patient.id));
+    for s in &snapshots {
+        assert_eq!(s.snapshot.doses.len(), 1);
+        assert_eq!(s.snapshot.doses[0].patient_id, s.snapshot.patient.id);
+        let expected_active = usize::from(s.snapshot.patient.id == pids[0]);
+        assert_eq!(s.active.len(), expected_active);
+    }
+
+    let mut newer = card(&iss, &pids[1], 1);
+    newer.artefact = "second card, same version".into();
+    let outcomes = store
+        .store_credentials(&[
+            card(&iss, &pids[0], 1), // duplicate of the stored one
+            card(&iss, &pids[1], 1), // new
+            newer,                   // same patient and version again in the batch
+            card(&iss, &pids[2], 7), // stale
+            card(&iss, "pat_nope", 1),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcomes[0], Ok(StoreCredentialOutcome::AlreadyIssued { credential_id }) if *credential_id == old)
+    );
+    let Ok(StoreCredentialOutcome::Stored {
+        credential_id: stored,
+        outbox_id: Some(_),
+        ..
+    }) = &outcomes[1]
+    else {
+        panic!("{:?}", outcomes[1])
+    };
+    assert!(
+        matches!(&outcomes[2], Ok(StoreCredentialOutcome::AlreadyIssued { credential_id }) if credential_id == stored)
+    );
+    assert!(matches!(
+        &outcomes[3],
+        Ok(StoreCredentialOutcome::Stale {
+            current_doses_version: 1
+        })
+    ));
+    assert_eq!(outcomes[4].as_ref().unwrap_err().code(), "store-not-found");
+    let creds = store.list_credentials(&pids[1]).await.unwrap();
+    assert_eq!(creds.len(), 1);
+    assert_eq!(creds[0].artefact, "jws-for-v1");
+
+    // A newer version supersedes, in a batch too.
+    let e = new_event(&store, "b0-2").await;
+    store
+        .apply_event(&change(
+            &e,
+            &iss,
+            "bp0",
+            vec![dose("bimm0-2", 1, DoseStatus::Completed)],
+        ))
+        .await
+        .unwrap();
+    let outcomes = store
+        .store_credentials(&[card(&iss, &pids[0], 2)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcomes[0], Ok(StoreCredentialOutcome::Stored { superseded, .. }) if *superseded == vec![old.clone()])
+    );
+    let old_row = store.get_credential(&old).await.unwrap().unwrap();
+    assert_eq!(old_row.status, CredentialStatus::Superseded);
+}
+both!(batches_of_cards);

@@ -106,3 +106,58 @@ async fn concurrent_claimers_get_disjoint_rows(store: Store) {
     assert_eq!(seen.len(), 200);
 }
 both!(concurrent_claimers_get_disjoint_rows);
+
+/// PostgreSQL's in-transaction relay: rows handed to `publish` are sent only if it succeeds;
+/// a failed publish leaves them unsent for the next round; kinds not asked for are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_in_transaction_commits_only_what_was_published() {
+    let db = crate::helpers::TestDb::postgres().await;
+    let store = db.store.clone();
+    fill(&store, 6).await;
+    // A failed publish: nothing is marked.
+    let failed: Result<Result<usize, &str>, _> = store
+        .relay_outbox_in_transaction(4, &["issue"], |rows| async move {
+            assert_eq!(rows.len(), 4);
+            Err("broker down")
+        })
+        .await;
+    assert_eq!(failed.unwrap(), Err("broker down"));
+    assert_eq!(store.count_pending_outbox().await.unwrap(), 6);
+    // Kinds not asked for are left alone.
+    let none: Result<usize, ()> = store
+        .relay_outbox_in_transaction(10, &["deliver"], |_| async { Ok(()) })
+        .await
+        .unwrap();
+    assert_eq!(none, Ok(0));
+    // Two rounds publish everything once, oldest first.
+    let mut published: Vec<i64> = Vec::new();
+    for expected in [4, 2] {
+        let ids = std::sync::Mutex::new(Vec::new());
+        let n = store
+            .relay_outbox_in_transaction(4, &["issue"], |rows| {
+                let ids = &ids;
+                async move {
+                    ids.lock()
+                        .unwrap()
+                        .extend(rows.iter().map(|r| (r.id, r.kind.clone())));
+                    Ok::<(), ()>(())
+                }
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, expected);
+        let got = ids.into_inner().unwrap();
+        assert!(got.iter().all(|(_, kind)| kind == "issue"));
+        published.extend(got.into_iter().map(|(id, _)| id));
+    }
+    assert!(published.windows(2).all(|w| w[0] < w[1]), "{published:?}");
+    assert_eq!(store.count_pending_outbox().await.unwrap(), 0);
+    // SQLite refuses: it would hold the write lock while publishing.
+    let lite = crate::helpers::TestDb::sqlite().await;
+    let refused = lite
+        .store
+        .relay_outbox_in_transaction(4, &["issue"], |_| async { Ok::<(), ()>(()) })
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "store-invalid-input");
+}
