@@ -19,6 +19,10 @@
 
 use std::time::{Duration, Instant};
 
+// As in `vaxcred serve`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use vaxcred_tests::fhir;
 use vaxcred_tests::{bus_config, message, random_name, Backend, Pipeline, TestDb};
 

@@ -1,10 +1,11 @@
 //! The outbox relay: claims unsent outbox rows (with a lease, `SKIP LOCKED` on PostgreSQL),
 //! publishes them to their work queue in one confirmed batch, then marks them sent.
 //!
-//! `deliver` rows go out one message each (`message_id` `outbox-{id}`); `issue` rows are packed,
-//! up to [`ISSUE_JOBS_PER_MESSAGE`] per message (`outbox-{first}-{last}`, body `{"jobs": [...]}`):
-//! the issue worker works in batches, and one broker hop per patient was a third of the broker's
-//! work per event.
+//! `deliver` rows go out one message each (`message_id` `outbox-{id}`). `issue` rows hold packs
+//! of jobs (written so by `Store::apply_events`; older rows hold one job): their jobs are
+//! repacked, up to `ISSUE_JOBS_PER_PACK` per message (`outbox-{first}-{last}`, body
+//! `{"jobs": [...]}`): the issue worker works in batches, and one broker hop per patient was a
+//! third of the broker's work per event.
 //!
 //! At least once: a crash between the confirm and the mark leaves the rows to be claimed again
 //! when their lease ends; the delivery worker dedupes on the message id and the issue worker is
@@ -17,15 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{Bus, Outgoing};
-use store::{OutboxMessage, Store, OUTBOX_DELIVER, OUTBOX_ISSUE};
+use store::{
+    IssueJob, IssueMessage, OutboxMessage, Store, ISSUE_JOBS_PER_PACK, OUTBOX_DELIVER, OUTBOX_ISSUE,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::error::Result;
-
-/// Most issue jobs packed into one `{p}.issue` message (the issue worker's batch size).
-pub const ISSUE_JOBS_PER_MESSAGE: usize = 100;
 
 /// Relay tuning.
 #[derive(Debug, Clone)]
@@ -177,10 +177,21 @@ pub async fn relay_once(
 fn messages_for(bus: &Bus, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<Outgoing>) {
     let mut ids = Vec::with_capacity(rows.len());
     let mut messages = Vec::with_capacity(rows.len());
-    let mut issue_jobs: Vec<(i64, &serde_json::Value)> = Vec::new();
+    let mut issue_jobs: Vec<(i64, IssueJob)> = Vec::new();
     for row in rows {
         if row.kind == OUTBOX_ISSUE {
-            issue_jobs.push((row.id, &row.payload));
+            match serde_json::from_value::<IssueMessage>(row.payload.clone()) {
+                Ok(m) => issue_jobs.extend(m.into_jobs().into_iter().map(|j| (row.id, j))),
+                // Not a job: published as it is, for the worker to dead-letter with its reason.
+                Err(_) => messages.push(
+                    Outgoing::to_queue(
+                        bus.topology().queue("issue"),
+                        serde_json::to_vec(&row.payload).unwrap_or_default(),
+                    )
+                    .message_id(format!("outbox-{}", row.id))
+                    .content_type("application/json"),
+                ),
+            }
             ids.push(row.id);
             continue;
         }
@@ -201,12 +212,12 @@ fn messages_for(bus: &Bus, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<Outgoing>) 
         );
         ids.push(row.id);
     }
-    for pack in issue_jobs.chunks(ISSUE_JOBS_PER_MESSAGE) {
+    for pack in issue_jobs.chunks(ISSUE_JOBS_PER_PACK) {
         let (Some((first, _)), Some((last, _))) = (pack.first(), pack.last()) else {
             continue;
         };
-        let jobs: Vec<&serde_json::Value> = pack.iter().map(|(_, job)| *job).collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "jobs": jobs })).unwrap_or_default();
+        let jobs: Vec<IssueJob> = pack.iter().map(|(_, job)| job.clone()).collect();
+        let body = serde_json::to_vec(&IssueMessage::Batch { jobs }).unwrap_or_default();
         messages.push(
             Outgoing::to_queue(bus.topology().queue("issue"), body)
                 .message_id(format!("outbox-{first}-{last}"))

@@ -23,6 +23,11 @@ mod tokens;
 
 use std::process::ExitCode;
 
+// Many small short-lived allocations per event (JSON, SQL binds, AMQP frames): glibc's malloc
+// and free were ~17 % of the pipeline's CPU in `perf`; mimalloc is a well-kept drop-in.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// vaxcred turns FHIR R4 Immunization events into verifiable SMART Health Cards.

@@ -13,8 +13,8 @@ use crate::db::{builder, dispatch, new_id, now, BeginWrite, Dialect, Store};
 use crate::error::{Error, Result};
 use crate::events::CHUNK;
 use crate::types::{
-    ApplyEvent, ApplyOutcome, Dose, DoseOutcome, DoseStatus, EventStatus, IssueJob, NewDose,
-    Patient, PatientIdentity, ReviewKind, ReviewStatus, OUTBOX_ISSUE,
+    ApplyEvent, ApplyOutcome, Dose, DoseOutcome, DoseStatus, EventStatus, IssueJob, IssueMessage,
+    NewDose, Patient, PatientIdentity, ReviewKind, ReviewStatus, ISSUE_JOBS_PER_PACK, OUTBOX_ISSUE,
 };
 
 pub(crate) const DOSE_COLUMNS: &str = "id, issuer_id, patient_id, source_system, source_id, \
@@ -89,8 +89,9 @@ impl Store {
     /// Dose rules, per (issuer, source system, source id): unknown → inserted; newer version →
     /// replaced (entered-in-error / not-done then stop counting as issuable); same version →
     /// replay, no-op; older version → ignored. A patient whose card content (issuable doses, or
-    /// name/birth date) changed gets `doses_version + 1` (once per batch) and one outbox row
-    /// `issue {patient_id, doses_version}`. Identifiers matching several patients hold the event
+    /// name/birth date) changed gets `doses_version + 1` (once per batch) and an issue job
+    /// `{patient_id, doses_version}`, in `issue` outbox rows of up to [`ISSUE_JOBS_PER_PACK`]
+    /// jobs each ([`IssueMessage`]). Identifiers matching several patients hold the event
     /// and open a `possible-duplicate` review case. Events are marked `processed` (or `held`).
     ///
     /// Errors: `store-invalid-input` if an event has no identifiers; `store-conflict`
@@ -452,10 +453,17 @@ impl Store {
                 );
                 qb.build().execute(&mut *tx).await?;
             }
-            for chunk in issue_jobs.chunks(CHUNK) {
+            // One outbox row per pack of jobs, not per patient: an outbox row is written,
+            // claimed and marked, and at one per event that was the pipeline's largest single
+            // cost on PostgreSQL. The relay publishes packs as they are.
+            let packs: Vec<IssueMessage> = issue_jobs
+                .chunks(ISSUE_JOBS_PER_PACK)
+                .map(|jobs| IssueMessage::Batch { jobs: jobs.to_vec() })
+                .collect();
+            for chunk in packs.chunks(CHUNK) {
                 let mut qb = QueryBuilder::new("INSERT INTO outbox (kind, payload, created_at) ");
-                qb.push_values(chunk, |mut b, j| {
-                    b.push_bind(OUTBOX_ISSUE).push_bind(Json(j)).push_bind(at);
+                qb.push_values(chunk, |mut b, pack| {
+                    b.push_bind(OUTBOX_ISSUE).push_bind(Json(pack)).push_bind(at);
                 });
                 qb.build().execute(&mut *tx).await?;
             }

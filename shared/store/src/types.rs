@@ -666,8 +666,11 @@ pub enum RevokeOutcome {
 // ---------------------------------------------------------------------------------------------
 // Outbox
 
-/// Outbox kind: `issue` with [`IssueJob`] payload.
+/// Outbox kind: `issue` with an [`IssueMessage`] payload (a pack of [`IssueJob`]s, or one job
+/// from older writers).
 pub const OUTBOX_ISSUE: &str = "issue";
+/// Most jobs in one `issue` outbox row and message (about an issue worker's batch).
+pub const ISSUE_JOBS_PER_PACK: usize = 100;
 /// Outbox kind: `deliver` with [`DeliverJob`] payload.
 pub const OUTBOX_DELIVER: &str = "deliver";
 

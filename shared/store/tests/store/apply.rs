@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use store::{
-    ApplyEvent, ApplyOutcome, DoseOutcome, DoseStatus, EventStatus, IssueJob, Store, OUTBOX_ISSUE,
+    ApplyEvent, ApplyOutcome, DoseOutcome, DoseStatus, EventStatus, IssueJob, IssueMessage, Store,
+    OUTBOX_ISSUE,
 };
 
 use crate::helpers::{both, change, dose, identity, issuer, mrn, new_event};
@@ -36,7 +37,11 @@ async fn issue_jobs(store: &Store) -> Vec<IssueJob> {
     store.mark_outbox_sent(&ids).await.unwrap();
     rows.into_iter()
         .filter(|r| r.kind == OUTBOX_ISSUE)
-        .map(|r| serde_json::from_value(r.payload).unwrap())
+        .flat_map(|r| {
+            serde_json::from_value::<IssueMessage>(r.payload)
+                .unwrap()
+                .into_jobs()
+        })
         .collect()
 }
 

@@ -7,20 +7,51 @@ use store::{DoseStatus, Store};
 
 use crate::helpers::{both, change, dose, issuer, new_event};
 
+/// `n` outbox rows: one applied batch each (a batch writes one `issue` row per pack of jobs).
 async fn fill(store: &Store, n: usize) {
     let iss = issuer(store, "a").await;
-    let mut batch = Vec::new();
     for i in 0..n {
         let e = new_event(store, &format!("o{i}")).await;
-        batch.push(change(
+        let one = change(
             &e,
             &iss,
             &format!("p{i}"),
             vec![dose("imm", 1, DoseStatus::Completed)],
+        );
+        store.apply_events(&[one]).await.unwrap();
+    }
+}
+
+/// A batch of many patients writes its issue jobs as packs of `ISSUE_JOBS_PER_PACK`.
+async fn batches_write_packs(store: Store) {
+    let iss = issuer(&store, "a").await;
+    let mut batch = Vec::new();
+    for i in 0..(store::ISSUE_JOBS_PER_PACK + 5) {
+        let e = new_event(&store, &format!("k{i}")).await;
+        batch.push(change(
+            &e,
+            &iss,
+            &format!("k{i}"),
+            vec![dose(&format!("kimm{i}"), 1, DoseStatus::Completed)],
         ));
     }
     store.apply_events(&batch).await.unwrap();
+    let rows = store
+        .claim_outbox(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let sizes: Vec<usize> = rows
+        .into_iter()
+        .map(|r| {
+            serde_json::from_value::<store::IssueMessage>(r.payload)
+                .unwrap()
+                .into_jobs()
+                .len()
+        })
+        .collect();
+    assert_eq!(sizes, vec![store::ISSUE_JOBS_PER_PACK, 5]);
 }
+both!(batches_write_packs);
 
 async fn claim_mark_release(store: Store) {
     assert_eq!(store.oldest_pending_outbox_age().await.unwrap(), None);
