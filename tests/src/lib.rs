@@ -329,7 +329,12 @@ impl Pipeline {
             shutdown,
             tasks,
         };
-        p.spawn_ingest(2);
+        // The benchmark tries other consumer counts.
+        let ingest_workers = std::env::var("BENCH_INGEST_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2);
+        p.spawn_ingest(ingest_workers);
         p
     }
 
@@ -562,13 +567,33 @@ pub async fn assert_accounting(p: &Pipeline, expected: &Expected) {
             patient.id
         );
     }
-    let deliver = p
+    // One delivery job per stored card, exactly (jobs travel in packs).
+    let bodies = p
         .bus
-        .message_count(&topology.queue("deliver"))
+        .peek(&topology.queue("deliver"), stored_cards + 100)
         .await
-        .unwrap() as usize;
-    assert_eq!(
-        deliver, stored_cards,
-        "one delivery message per stored card"
-    );
+        .unwrap();
+    let mut delivered: Vec<String> = bodies
+        .iter()
+        .flat_map(|b| {
+            serde_json::from_slice::<store::DeliverMessage>(b)
+                .unwrap()
+                .into_jobs()
+        })
+        .map(|j| j.credential_id)
+        .collect();
+    delivered.sort();
+    let mut stored: Vec<String> = Vec::new();
+    for patient in &patient_ids {
+        stored.extend(
+            p.store
+                .list_credentials(&patient.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id),
+        );
+    }
+    stored.sort();
+    assert_eq!(delivered, stored, "one delivery job per stored card");
 }

@@ -1,5 +1,6 @@
-//! The delivery worker: consumes `{p}.deliver` (payload [`store::DeliverJob`], written to the
-//! outbox when a credential is stored), creates one delivery job per registered wallet endpoint
+//! The delivery worker: consumes `{p}.deliver` ([`store::DeliverMessage`]: one
+//! [`store::DeliverJob`] or a pack of them, written to the outbox when credentials are stored),
+//! creates one delivery job per registered wallet endpoint
 //! of the patient (`channel = "wallet:{endpoint id}"`), and a poller attempts every due job:
 //! POST the `.smart-health-card` file signed the Standard Webhooks way. Failures are retried on
 //! the configured schedule with jitter by setting `next_attempt_at`, then marked failed; every
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use platform::metrics::DeliveryOutcome;
 use store::{
-    AttemptOutcome, CredentialStatus, DeliverJob, Delivery, DeliveryStatus, NewAuditEntry,
+    AttemptOutcome, CredentialStatus, DeliverMessage, Delivery, DeliveryStatus, NewAuditEntry,
 };
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -71,8 +72,8 @@ async fn consume_loop(
     credential_id = tracing::field::Empty,
 ))]
 async fn handle_message(state: &DeliveryState, delivery: bus::Delivery) {
-    let job: DeliverJob = match serde_json::from_slice(delivery.body()) {
-        Ok(job) => job,
+    let jobs = match serde_json::from_slice::<DeliverMessage>(delivery.body()) {
+        Ok(m) => m.into_jobs(),
         Err(_) => {
             if let Err(e) = delivery
                 .dead_letter("bad-deliver-message", "body is not a deliver job")
@@ -83,10 +84,28 @@ async fn handle_message(state: &DeliveryState, delivery: bus::Delivery) {
             return;
         }
     };
-    tracing::Span::current().record("credential_id", job.credential_id.as_str());
-    let settled = match enqueue_wallet_jobs(state, &job.credential_id).await {
+    if let [job] = jobs.as_slice() {
+        tracing::Span::current().record("credential_id", job.credential_id.as_str());
+    }
+    // Enqueuing is idempotent: a pack that failed part-way is retried (or dead-lettered, then
+    // replayed) whole.
+    let mut outcome = Ok(0usize);
+    for job in &jobs {
+        match enqueue_wallet_jobs(state, &job.credential_id).await {
+            Ok(n) => {
+                if let Ok(total) = &mut outcome {
+                    *total += n;
+                }
+            }
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let settled = match outcome {
         Ok(n) => {
-            tracing::info!(jobs = n, "deliver message handled");
+            tracing::info!(cards = jobs.len(), jobs = n, "deliver message handled");
             delivery.ack().await
         }
         Err(e) if e.is_retryable() => delivery

@@ -1,11 +1,11 @@
 //! The outbox relay: claims unsent outbox rows (with a lease, `SKIP LOCKED` on PostgreSQL),
 //! publishes them to their work queue in one confirmed batch, then marks them sent.
 //!
-//! `deliver` rows go out one message each (`message_id` `outbox-{id}`). `issue` rows hold packs
-//! of jobs (written so by `Store::apply_events`; older rows hold one job): their jobs are
-//! repacked, up to `ISSUE_JOBS_PER_PACK` per message (`outbox-{first}-{last}`, body
-//! `{"jobs": [...]}`): the issue worker works in batches, and one broker hop per patient was a
-//! third of the broker's work per event.
+//! Rows hold packs of jobs (`{"jobs": [...]}`: `Store::apply_events` writes one `issue` row per
+//! batch, `Store::store_credentials` one `deliver` row; older rows hold one job each). Jobs are
+//! repacked per kind, up to `JOBS_PER_PACK` per message (`message_id` `outbox-{first}-{last}`,
+//! or `outbox-{id}` for a single job): the workers work in batches, and a broker hop per patient
+//! and per card was most of the broker's work per event.
 //!
 //! At least once: a crash between the confirm and the mark leaves the rows to be claimed again
 //! when their lease ends; the delivery worker dedupes on the message id and the issue worker is
@@ -14,13 +14,12 @@
 //! Writers (ingest, the issue worker) call [`RelayHandle::wake`] after a commit so rows go out
 //! within a millisecond or so; a slow poll catches rows written by other processes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{Bus, Outgoing};
-use store::{
-    IssueJob, IssueMessage, OutboxMessage, Store, ISSUE_JOBS_PER_PACK, OUTBOX_DELIVER, OUTBOX_ISSUE,
-};
+use store::{OutboxMessage, Store, JOBS_PER_PACK, OUTBOX_DELIVER, OUTBOX_ISSUE};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -172,29 +171,13 @@ pub async fn relay_once(
     Ok(rows.len())
 }
 
-/// The messages for claimed rows (and the ids they cover): `deliver` rows one message each,
-/// `issue` rows packed.
+/// The messages for claimed rows (and the ids they cover). Rows hold packs of jobs
+/// (`{"jobs": [...]}`, as the store writes them) or single jobs (older rows); per kind, every
+/// job is repacked, up to `JOBS_PER_PACK` per message, `message_id` `outbox-{first}-{last}`.
 fn messages_for(bus: &Bus, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<Outgoing>) {
     let mut ids = Vec::with_capacity(rows.len());
-    let mut messages = Vec::with_capacity(rows.len());
-    let mut issue_jobs: Vec<(i64, IssueJob)> = Vec::new();
+    let mut jobs: BTreeMap<&'static str, Vec<(i64, serde_json::Value)>> = BTreeMap::new();
     for row in rows {
-        if row.kind == OUTBOX_ISSUE {
-            match serde_json::from_value::<IssueMessage>(row.payload.clone()) {
-                Ok(m) => issue_jobs.extend(m.into_jobs().into_iter().map(|j| (row.id, j))),
-                // Not a job: published as it is, for the worker to dead-letter with its reason.
-                Err(_) => messages.push(
-                    Outgoing::to_queue(
-                        bus.topology().queue("issue"),
-                        serde_json::to_vec(&row.payload).unwrap_or_default(),
-                    )
-                    .message_id(format!("outbox-{}", row.id))
-                    .content_type("application/json"),
-                ),
-            }
-            ids.push(row.id);
-            continue;
-        }
         let Some(queue) = queue_of(&row.kind) else {
             // Written by a newer version: leave it claimed; its lease ends and a relay that
             // knows the kind publishes it.
@@ -204,25 +187,43 @@ fn messages_for(bus: &Bus, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<Outgoing>) 
             );
             continue;
         };
-        let body = serde_json::to_vec(&row.payload).unwrap_or_default();
-        messages.push(
-            Outgoing::to_queue(bus.topology().queue(queue), body)
-                .message_id(format!("outbox-{}", row.id))
-                .content_type("application/json"),
-        );
+        let list = jobs.entry(queue).or_default();
+        match row
+            .payload
+            .get("jobs")
+            .and_then(serde_json::Value::as_array)
+        {
+            Some(pack) => list.extend(pack.iter().map(|j| (row.id, j.clone()))),
+            // A single job, or something that is not a job: the worker dead-letters it then.
+            None => list.push((row.id, row.payload.clone())),
+        }
         ids.push(row.id);
     }
-    for pack in issue_jobs.chunks(ISSUE_JOBS_PER_PACK) {
-        let (Some((first, _)), Some((last, _))) = (pack.first(), pack.last()) else {
-            continue;
-        };
-        let jobs: Vec<IssueJob> = pack.iter().map(|(_, job)| job.clone()).collect();
-        let body = serde_json::to_vec(&IssueMessage::Batch { jobs }).unwrap_or_default();
-        messages.push(
-            Outgoing::to_queue(bus.topology().queue("issue"), body)
-                .message_id(format!("outbox-{first}-{last}"))
-                .content_type("application/json"),
-        );
+    let mut messages = Vec::new();
+    for (queue, list) in jobs {
+        for pack in list.chunks(JOBS_PER_PACK) {
+            let (Some((first, _)), Some((last, _))) = (pack.first(), pack.last()) else {
+                continue;
+            };
+            let body = match pack {
+                [(_, one)] => serde_json::to_vec(one),
+                _ => {
+                    let jobs: Vec<&serde_json::Value> = pack.iter().map(|(_, j)| j).collect();
+                    serde_json::to_vec(&serde_json::json!({ "jobs": jobs }))
+                }
+            }
+            .unwrap_or_default();
+            let message_id = if first == last {
+                format!("outbox-{first}")
+            } else {
+                format!("outbox-{first}-{last}")
+            };
+            messages.push(
+                Outgoing::to_queue(bus.topology().queue(queue), body)
+                    .message_id(message_id)
+                    .content_type("application/json"),
+            );
+        }
     }
     (ids, messages)
 }

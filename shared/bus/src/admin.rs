@@ -130,6 +130,30 @@ impl Bus {
         result
     }
 
+    /// Bodies of up to `limit` messages of queue `full_name`, without removing them (fetched
+    /// unacked, returned to the queue when the channel closes; their redelivered flag is set).
+    /// For operators' tools and tests.
+    pub async fn peek(&self, full_name: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let channel = self.channel().await?;
+        let result = bounded(async {
+            let mut out = Vec::new();
+            while out.len() < limit {
+                match channel
+                    .basic_get(full_name, BasicGetOptions { no_ack: false })
+                    .await
+                    .map_err(BusError::Channel)?
+                {
+                    Some(message) => out.push(message.delivery.data),
+                    None => break,
+                }
+            }
+            Ok(out)
+        })
+        .await;
+        close(channel).await;
+        result
+    }
+
     /// Reads up to `limit` DLQ messages without removing them (they are fetched unacked and
     /// returned when the channel closes).
     pub async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>> {

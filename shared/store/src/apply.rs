@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::events::CHUNK;
 use crate::types::{
     ApplyEvent, ApplyOutcome, Dose, DoseOutcome, DoseStatus, EventStatus, IssueJob, IssueMessage,
-    NewDose, Patient, PatientIdentity, ReviewKind, ReviewStatus, ISSUE_JOBS_PER_PACK, OUTBOX_ISSUE,
+    NewDose, Patient, PatientIdentity, ReviewKind, ReviewStatus, JOBS_PER_PACK, OUTBOX_ISSUE,
 };
 
 pub(crate) const DOSE_COLUMNS: &str = "id, issuer_id, patient_id, source_system, source_id, \
@@ -90,7 +90,7 @@ impl Store {
     /// replaced (entered-in-error / not-done then stop counting as issuable); same version →
     /// replay, no-op; older version → ignored. A patient whose card content (issuable doses, or
     /// name/birth date) changed gets `doses_version + 1` (once per batch) and an issue job
-    /// `{patient_id, doses_version}`, in `issue` outbox rows of up to [`ISSUE_JOBS_PER_PACK`]
+    /// `{patient_id, doses_version}`, in `issue` outbox rows of up to [`JOBS_PER_PACK`]
     /// jobs each ([`IssueMessage`]). Identifiers matching several patients hold the event
     /// and open a `possible-duplicate` review case. Events are marked `processed` (or `held`).
     ///
@@ -457,7 +457,7 @@ impl Store {
             // claimed and marked, and at one per event that was the pipeline's largest single
             // cost on PostgreSQL. The relay publishes packs as they are.
             let packs: Vec<IssueMessage> = issue_jobs
-                .chunks(ISSUE_JOBS_PER_PACK)
+                .chunks(JOBS_PER_PACK)
                 .map(|jobs| IssueMessage::Batch { jobs: jobs.to_vec() })
                 .collect();
             for chunk in packs.chunks(CHUNK) {

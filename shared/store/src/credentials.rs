@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 use crate::events::CHUNK;
 use crate::keys::add_revocation_in_tx;
 use crate::types::{
-    Credential, CredentialFormat, CredentialStatus, DeliverJob, Dose, DoseStatus, IssueSnapshot,
-    IssueState, NewCredential, Patient, RevokeOutcome, StoreCredentialOutcome, OUTBOX_DELIVER,
+    Credential, CredentialFormat, CredentialStatus, DeliverJob, DeliverMessage, Dose, DoseStatus,
+    IssueSnapshot, IssueState, NewCredential, Patient, RevokeOutcome, StoreCredentialOutcome,
+    JOBS_PER_PACK, OUTBOX_DELIVER,
 };
 
 pub(crate) const CREDENTIAL_COLUMNS: &str = "id, issuer_id, patient_id, disease, doses_version, \
@@ -145,7 +146,7 @@ impl Store {
     /// Store a signed card, in one transaction, only if `doses_version` is still the patient's
     /// current one (else [`StoreCredentialOutcome::Stale`], nothing written). An `Active` card
     /// supersedes the patient's active card for the same issuer, disease and format and queues
-    /// an outbox row `deliver {credential_id}`; a `Held` card does neither. A second active card
+    /// a `deliver` outbox row for it; a `Held` card does neither. A second active card
     /// for the same version is refused as [`StoreCredentialOutcome::AlreadyIssued`].
     /// `store-not-found` if the patient does not exist.
     pub async fn store_credential(&self, c: &NewCredential) -> Result<StoreCredentialOutcome> {
@@ -157,7 +158,8 @@ impl Store {
 
     /// [`Store::store_credential`] for a batch of cards, in ONE transaction with a fixed number
     /// of statements per chunk (patients locked in id order, one supersede, one multi-row insert
-    /// of cards, one of outbox rows): the issue worker's batch. Cards are considered in order, so
+    /// of cards, one `deliver` outbox row per [`JOBS_PER_PACK`] cards): the issue worker's
+    /// batch. Cards are considered in order, so
     /// a later card of the batch for the same patient, disease and format supersedes an earlier
     /// one. One answer per card, same order; a card whose patient does not exist gets
     /// `store-not-found` and the others are stored.
@@ -282,17 +284,20 @@ impl Store {
                 .filter(|(_, c)| c.status == CredentialStatus::Active)
                 .map(|(id, _)| DeliverJob { credential_id: id.clone() })
                 .collect();
+            // One outbox row (and message) per pack of cards, like issue jobs.
             let mut outbox_ids: HashMap<String, i64> = HashMap::new();
-            for chunk in deliver.chunks(CHUNK) {
-                let mut qb = QueryBuilder::new("INSERT INTO outbox (kind, payload, created_at) ");
-                qb.push_values(chunk, |mut b, job| {
-                    b.push_bind(OUTBOX_DELIVER).push_bind(Json(job)).push_bind(at);
-                });
-                qb.push(" RETURNING id, payload");
-                let rows: Vec<(i64, Json<DeliverJob>)> =
-                    qb.build_query_as().fetch_all(&mut *tx).await?;
-                for (oid, Json(job)) in rows {
-                    outbox_ids.insert(job.credential_id, oid);
+            for pack in deliver.chunks(JOBS_PER_PACK) {
+                let message = DeliverMessage::Batch { jobs: pack.to_vec() };
+                let oid: i64 = sqlx::query_scalar(
+                    "INSERT INTO outbox (kind, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
+                )
+                .bind(OUTBOX_DELIVER)
+                .bind(Json(&message))
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await?;
+                for job in pack {
+                    outbox_ids.insert(job.credential_id.clone(), oid);
                 }
             }
             tx.commit().await?;

@@ -669,9 +669,10 @@ pub enum RevokeOutcome {
 /// Outbox kind: `issue` with an [`IssueMessage`] payload (a pack of [`IssueJob`]s, or one job
 /// from older writers).
 pub const OUTBOX_ISSUE: &str = "issue";
-/// Most jobs in one `issue` outbox row and message (about an issue worker's batch).
-pub const ISSUE_JOBS_PER_PACK: usize = 100;
-/// Outbox kind: `deliver` with [`DeliverJob`] payload.
+/// Most jobs in one outbox row and one message (`issue` and `deliver`): about a worker's batch.
+pub const JOBS_PER_PACK: usize = 100;
+/// Outbox kind: `deliver` with a [`DeliverMessage`] payload (a pack of [`DeliverJob`]s, or one
+/// job from older writers).
 pub const OUTBOX_DELIVER: &str = "deliver";
 
 /// Payload of an `issue` outbox row.
@@ -713,6 +714,30 @@ impl IssueMessage {
 pub struct DeliverJob {
     /// Credential to deliver.
     pub credential_id: String,
+}
+
+/// Body of a `deliver` queue message and payload of a `deliver` outbox row: one job
+/// (`{credential_id}`) or a pack (`{"jobs": [...]}`), one per issue batch instead of one per card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeliverMessage {
+    /// Several jobs.
+    Batch {
+        /// The jobs.
+        jobs: Vec<DeliverJob>,
+    },
+    /// One job.
+    One(DeliverJob),
+}
+
+impl DeliverMessage {
+    /// The jobs it carries.
+    pub fn into_jobs(self) -> Vec<DeliverJob> {
+        match self {
+            DeliverMessage::Batch { jobs } => jobs,
+            DeliverMessage::One(job) => vec![job],
+        }
+    }
 }
 
 /// A claimed outbox row.

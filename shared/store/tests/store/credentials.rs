@@ -116,7 +116,11 @@ async fn stale_cards_are_refused(store: Store) {
     let delivers: Vec<DeliverJob> = rows
         .into_iter()
         .filter(|r| r.kind == OUTBOX_DELIVER)
-        .map(|r| serde_json::from_value(r.payload).unwrap())
+        .flat_map(|r| {
+            serde_json::from_value::<store::DeliverMessage>(r.payload)
+                .unwrap()
+                .into_jobs()
+        })
         .collect();
     assert_eq!(
         delivers,

@@ -22,11 +22,11 @@ async fn fill(store: &Store, n: usize) {
     }
 }
 
-/// A batch of many patients writes its issue jobs as packs of `ISSUE_JOBS_PER_PACK`.
+/// A batch of many patients writes its issue jobs as packs of `JOBS_PER_PACK`.
 async fn batches_write_packs(store: Store) {
     let iss = issuer(&store, "a").await;
     let mut batch = Vec::new();
-    for i in 0..(store::ISSUE_JOBS_PER_PACK + 5) {
+    for i in 0..(store::JOBS_PER_PACK + 5) {
         let e = new_event(&store, &format!("k{i}")).await;
         batch.push(change(
             &e,
@@ -49,7 +49,7 @@ async fn batches_write_packs(store: Store) {
                 .len()
         })
         .collect();
-    assert_eq!(sizes, vec![store::ISSUE_JOBS_PER_PACK, 5]);
+    assert_eq!(sizes, vec![store::JOBS_PER_PACK, 5]);
 }
 both!(batches_write_packs);
 
