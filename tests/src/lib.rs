@@ -375,6 +375,19 @@ impl Pipeline {
         self.bus.close().await;
     }
 
+    /// Waits until at least `n` events are processed (a fault test's "under way").
+    pub async fn wait_processed(&self, n: i64) {
+        wait_until("some events processed", || async {
+            self.events()
+                .await
+                .get(&EventStatus::Processed)
+                .copied()
+                .unwrap_or(0)
+                >= n
+        })
+        .await;
+    }
+
     /// Event rows by status.
     pub async fn events(&self) -> HashMap<EventStatus, i64> {
         self.store.count_events_by_status().await.unwrap()

@@ -198,15 +198,7 @@ async fn survives_the_broker_closing_every_connection() {
     let (p, db, ehr) = start(Backend::Postgres, Some(vhost.url()), None).await;
     let (messages, expected) = scenario(&p, &Mix::SMALL);
     p.publish(messages).await;
-    wait_until("some events processed", || async {
-        p.events()
-            .await
-            .get(&store::EventStatus::Processed)
-            .copied()
-            .unwrap_or(0)
-            >= 20
-    })
-    .await;
+    p.wait_processed(20).await;
     let generation = p.bus.connection_generation();
     vhost.close_connections().await;
     wait_until("reconnected", || async {
@@ -230,15 +222,7 @@ async fn survives_consumers_aborted_mid_batch() {
     let (mut p, db, ehr) = start(Backend::Sqlite, Some(vhost.url()), None).await;
     let (messages, expected) = scenario(&p, &Mix::SMALL);
     p.publish(messages).await;
-    wait_until("some events processed", || async {
-        p.events()
-            .await
-            .get(&store::EventStatus::Processed)
-            .copied()
-            .unwrap_or(0)
-            >= 10
-    })
-    .await;
+    p.wait_processed(10).await;
     p.abort_ingest().await;
     let generation = p.bus.connection_generation();
     vhost.close_connections().await;
@@ -260,15 +244,7 @@ async fn survives_the_database_going_away() {
     let (p, db, ehr) = start(Backend::Postgres, None, Some(proxy.postgres_url())).await;
     let (messages, expected) = scenario(&p, &Mix::SMALL);
     p.publish(messages).await;
-    wait_until("some events processed", || async {
-        p.events()
-            .await
-            .get(&store::EventStatus::Processed)
-            .copied()
-            .unwrap_or(0)
-            >= 10
-    })
-    .await;
+    p.wait_processed(10).await;
     // Down until the pipeline has tried (and failed) to reconnect a few times.
     proxy.set_down(true);
     wait_until("the outage noticed", || async { proxy.refused() >= 5 }).await;
@@ -292,15 +268,7 @@ async fn survives_sqlite_locked_by_another_process() {
         .await
         .unwrap();
     p.publish(messages).await;
-    wait_until("some events processed", || async {
-        p.events()
-            .await
-            .get(&store::EventStatus::Processed)
-            .copied()
-            .unwrap_or(0)
-            >= 10
-    })
-    .await;
+    p.wait_processed(10).await;
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut other)
         .await
@@ -355,6 +323,98 @@ async fn retries_while_the_ehr_answers_503() {
             .load(std::sync::atomic::Ordering::SeqCst),
         6
     );
+    p.stop().await;
+    ehr.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_with_one_bad_patient_issues_the_others() {
+    // Issue jobs travel in packs. A patient whose stored data cannot make a card (here: a
+    // name removed by hand) must end in the DLQ alone, as a job of its own with the reason,
+    // while the pack's other patients get their cards.
+    use sqlx::Connection;
+    let (p, db, ehr) = start(Backend::Sqlite, None, None).await;
+    let t = p.bus.topology().clone();
+    let mut expected = Expected::default();
+    let mut messages = Vec::new();
+    for mrn in ["GOOD", "BAD"] {
+        messages.push(message(
+            &t,
+            fhir::dose(mrn, 1, 1, "A1001"),
+            Some(&format!("pk-{mrn}")),
+            None,
+        ));
+        expected.patients.insert((MRN.into(), mrn.into()), 1);
+    }
+    expected.processed = 2;
+    p.publish(messages).await;
+    assert_accounting(&p, &expected).await;
+
+    let good = p
+        .store
+        .find_patient_by_identifier(&p.issuer_id, MRN, "GOOD")
+        .await
+        .unwrap()
+        .unwrap();
+    let bad = p
+        .store
+        .find_patient_by_identifier(&p.issuer_id, MRN, "BAD")
+        .await
+        .unwrap()
+        .unwrap();
+    // Both need a new card; one of them cannot have one.
+    let file = db.sqlite_file().unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE patients SET doses_version = doses_version + 1 WHERE id IN ($1, $2)")
+        .bind(&good.id)
+        .bind(&bad.id)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE patients SET identity = '{}' WHERE id = $1")
+        .bind(&bad.id)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+    let pack = serde_json::json!({ "jobs": [
+        { "patient_id": good.id, "doses_version": good.doses_version + 1 },
+        { "patient_id": bad.id, "doses_version": bad.doses_version + 1 },
+    ]});
+    p.bus
+        .publisher()
+        .publish(
+            &bus::Outgoing::to_queue(t.queue("issue"), serde_json::to_vec(&pack).unwrap())
+                .message_id("test-pack"),
+        )
+        .await
+        .unwrap();
+
+    wait_until("the bad patient's job dead-lettered", || async {
+        p.bus.message_count(&t.dlq()).await.unwrap() >= 1
+    })
+    .await;
+    let letters = p.bus.dlq_list(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "only the bad patient");
+    let letter = &letters[0];
+    assert_eq!(letter.error_code.as_deref(), Some("patient-name-missing"));
+    let job: store::IssueJob = serde_json::from_slice(&letter.body).unwrap();
+    assert_eq!(job.patient_id, bad.id);
+    wait_until("the good patient's new card", || async {
+        p.store
+            .list_credentials(&good.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| {
+                c.status == store::CredentialStatus::Active
+                    && c.doses_version == good.doses_version + 1
+            })
+    })
+    .await;
     p.stop().await;
     ehr.stop().await;
     db.cleanup().await;

@@ -104,6 +104,8 @@ pub async fn run(
 ) -> Result<()> {
     let mut consumer = ctx.bus.consumer("issue")?;
     let pool = IssuerPool::default();
+    // One publisher (one channel) for the worker's whole life: splitting packs.
+    let publisher = ctx.bus.publisher();
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -120,7 +122,7 @@ pub async fn run(
                 _ => break,
             }
         }
-        process_batch(&ctx, &config, &pool, batch)
+        process_batch(&ctx, &config, &pool, &publisher, batch)
             .instrument(info_span!(
                 "issue_batch",
                 otel.kind = "CONSUMER",
@@ -156,6 +158,7 @@ async fn process_batch(
     ctx: &IssueContext,
     config: &IssueConfig,
     pool: &IssuerPool,
+    publisher: &bus::Publisher,
     batch: Vec<Delivery>,
 ) {
     // Each delivery carries one job or a pack of them (`IssueMessage`).
@@ -239,7 +242,7 @@ async fn process_batch(
         } else {
             // A pack with mixed answers: the patients not done go back to the queue as jobs
             // of their own (settled one by one next time), then the pack is acked.
-            split_pack(ctx, d, &verdicts).await;
+            split_pack(ctx, publisher, d, &verdicts).await;
         }
     }
     if let Err(e) = Delivery::ack_all(to_ack).await {
@@ -253,7 +256,12 @@ async fn process_batch(
 /// Republishes the unfinished patients of a pack as single jobs (with confirms), then acks the
 /// pack; if the republish fails the pack is returned to its queue whole (done patients are
 /// no-ops the next time).
-async fn split_pack(ctx: &IssueContext, d: Delivery, verdicts: &[(IssueJob, Verdict)]) {
+async fn split_pack(
+    ctx: &IssueContext,
+    publisher: &bus::Publisher,
+    d: Delivery,
+    verdicts: &[(IssueJob, Verdict)],
+) {
     let queue = ctx.bus.topology().queue("issue");
     let singles: Vec<Outgoing> = verdicts
         .iter()
@@ -263,7 +271,7 @@ async fn split_pack(ctx: &IssueContext, d: Delivery, verdicts: &[(IssueJob, Verd
                 .content_type("application/json")
         })
         .collect();
-    let settled = match ctx.bus.publisher().publish_batch(&singles).await {
+    let settled = match publisher.publish_batch(&singles).await {
         Ok(()) => d.ack().await,
         Err(e) => {
             warn!(code = e.code(), "cannot split an issue pack; requeueing it");

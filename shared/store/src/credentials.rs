@@ -82,8 +82,7 @@ impl Store {
 
     /// [`Store::issue_snapshot`] for many patients at once, with each patient's active cards:
     /// one read-only transaction and three queries per chunk of patients, whatever their
-    /// number (the issue worker's batch). Patients that do not exist are left out; the result
-    /// is in patient id order.
+    /// number (the issue worker's batch). Patients that do not exist are left out.
     pub async fn issue_snapshots(&self, patient_ids: &[String]) -> Result<Vec<IssueState>> {
         let mut ids: Vec<&String> = patient_ids.iter().collect();
         ids.sort();
@@ -117,25 +116,20 @@ impl Store {
                 Dialect::push_in(&mut qb, "patient_id", chunk);
                 qb.push(" ORDER BY patient_id, id");
                 let active: Vec<Credential> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                let mut doses = doses.into_iter().peekable();
-                let mut active = active.into_iter().peekable();
+                // Grouped by id, not merged by order: SQL sorts text by the database's
+                // collation, which need not be Rust's byte order.
+                let mut doses_of: HashMap<String, Vec<Dose>> = HashMap::new();
+                for d in doses {
+                    doses_of.entry(d.patient_id.clone()).or_default().push(d);
+                }
+                let mut active_of: HashMap<String, Vec<Credential>> = HashMap::new();
+                for c in active {
+                    active_of.entry(c.patient_id.clone()).or_default().push(c);
+                }
                 for patient in patients {
-                    let mut state = IssueState {
-                        snapshot: IssueSnapshot { patient, doses: Vec::new() },
-                        active: Vec::new(),
-                    };
-                    // Both lists are sorted by patient id, like `patients`.
-                    while let Some(d) = doses.next_if(|d| d.patient_id <= state.snapshot.patient.id) {
-                        if d.patient_id == state.snapshot.patient.id {
-                            state.snapshot.doses.push(d);
-                        }
-                    }
-                    while let Some(c) = active.next_if(|c| c.patient_id <= state.snapshot.patient.id) {
-                        if c.patient_id == state.snapshot.patient.id {
-                            state.active.push(c);
-                        }
-                    }
-                    out.push(state);
+                    let doses = doses_of.remove(&patient.id).unwrap_or_default();
+                    let active = active_of.remove(&patient.id).unwrap_or_default();
+                    out.push(IssueState { snapshot: IssueSnapshot { patient, doses }, active });
                 }
             }
             tx.commit().await?;
