@@ -542,6 +542,12 @@ async fn fetch_step(
 /// multiple-ack for the rest ([`Delivery::ack_all`]).
 async fn settle(ctx: &IngestContext, batch: Vec<Delivery>, plans: Vec<Plan>) {
     let mut to_ack: Vec<Delivery> = Vec::new();
+    // Once the database has failed in this batch, nothing more is asked of it: every status
+    // write would wait out the busy timeout (SQLite) or the connect timeout first, one message
+    // after the other, and hold the whole batch (and the pool) for minutes.
+    let mut db_down = plans
+        .iter()
+        .any(|p| matches!(p, Plan::Retry { outage: true, .. }));
     for (d, plan) in batch.into_iter().zip(plans) {
         match plan {
             Plan::Ack | Plan::Apply(_) => to_ack.push(d),
@@ -551,9 +557,14 @@ async fn settle(ctx: &IngestContext, batch: Vec<Delivery>, plans: Vec<Plan>) {
                 reason,
             } => {
                 if let Some(id) = &event_id {
+                    if db_down {
+                        retry(d, "store-unavailable", true).await;
+                        continue;
+                    }
                     if let Err(e) = ctx.store.reject_event(id, code).await {
                         // Cannot record the outcome: try again later rather than lose the row.
                         warn!(event_id = %id, code = e.code(), "cannot mark the event rejected; retrying");
+                        db_down = true;
                         retry(d, e.code(), true).await;
                         continue;
                     }
@@ -572,9 +583,11 @@ async fn settle(ctx: &IngestContext, batch: Vec<Delivery>, plans: Vec<Plan>) {
                 code,
                 outage,
             } => {
-                if let Some(id) = &event_id {
-                    // Best effort: during a database outage this fails too.
-                    let _ = ctx.store.mark_event_retrying(id, code).await;
+                if let (Some(id), false) = (&event_id, db_down) {
+                    // Best effort: the status is for operators; the retry is what matters.
+                    if ctx.store.mark_event_retrying(id, code).await.is_err() {
+                        db_down = true;
+                    }
                 }
                 ctx.count(EventOutcome::Retried);
                 retry(d, code, outage).await;

@@ -129,13 +129,33 @@ pub async fn relay_once(
     shutdown: &CancellationToken,
 ) -> Result<usize> {
     if store.kind() == store::BackendKind::Postgres {
+        let published: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
         let round = store
-            .relay_outbox_in_transaction(config.batch, KINDS, |rows| async move {
-                let (_, messages) = messages_for(bus, &rows);
-                publisher.publish_batch(&messages).await
+            .relay_outbox_in_transaction(config.batch, KINDS, |rows| {
+                let published = &published;
+                async move {
+                    let (ids, messages) = messages_for(bus, &rows);
+                    publisher.publish_batch(&messages).await?;
+                    if let Ok(mut p) = published.lock() {
+                        *p = ids;
+                    }
+                    Ok::<(), bus::BusError>(())
+                }
             })
-            .await?;
-        return Ok(round?);
+            .await;
+        return match round {
+            Ok(r) => Ok(r?),
+            Err(e) => {
+                let ids = published.into_inner().unwrap_or_default();
+                if ids.is_empty() {
+                    return Err(e.into());
+                }
+                // Published, then the commit failed (the database went away): mark the rows
+                // as soon as it is back, instead of publishing them a second time.
+                mark_sent(store, &ids, config, shutdown).await;
+                Ok(ids.len())
+            }
+        };
     }
     let rows = store.claim_outbox(config.batch, config.lease).await?;
     if rows.is_empty() {
@@ -147,11 +167,17 @@ pub async fn relay_once(
         let _ = store.release_outbox(&ids).await;
         return Err(e.into());
     }
-    // Published: keep trying to record it while the database is away, rather than let the
-    // lease run out and publish the rows a second time (consumers would absorb the copies,
-    // but every copy is a second delivery job to look at).
+    mark_sent(store, &ids, config, shutdown).await;
+    Ok(rows.len())
+}
+
+/// Marks published rows sent, trying again while the database is away rather than let them be
+/// published a second time (consumers would absorb the copies, but each copy is a second
+/// delivery job to look at). Gives up only at shutdown: the rows are then published again by
+/// the next relay (at least once).
+async fn mark_sent(store: &Store, ids: &[i64], config: &RelayConfig, shutdown: &CancellationToken) {
     loop {
-        match store.mark_outbox_sent(&ids).await {
+        match store.mark_outbox_sent(ids).await {
             Ok(_) => break,
             Err(e) => {
                 warn!(
@@ -161,14 +187,12 @@ pub async fn relay_once(
                 );
                 tokio::select! {
                     () = tokio::time::sleep(config.error_backoff) => {}
-                    // Left claimed: after the lease, the next relay publishes them again.
-                    () = shutdown.cancelled() => return Ok(rows.len()),
+                    () = shutdown.cancelled() => return,
                 }
             }
         }
     }
     debug!(rows = ids.len(), "outbox rows published");
-    Ok(rows.len())
 }
 
 /// The messages for claimed rows (and the ids they cover). Rows hold packs of jobs
