@@ -684,60 +684,41 @@ pub struct IssueJob {
     pub doses_version: i64,
 }
 
-/// Body of an `issue` queue message: one job (`{patient_id, doses_version}`, the outbox row's
-/// payload) or several packed by the relay (`{"jobs": [...]}`), one message per relay round
-/// instead of one per patient.
+/// A queue message body and outbox payload carrying jobs: one job, or several packed
+/// (`{"jobs": [...]}`), one message per worker batch instead of one per patient or card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum IssueMessage {
+pub enum JobPack<T> {
     /// Several jobs.
     Batch {
         /// The jobs, in outbox order.
-        jobs: Vec<IssueJob>,
+        jobs: Vec<T>,
     },
     /// One job.
-    One(IssueJob),
+    One(T),
 }
 
-impl IssueMessage {
+impl<T> JobPack<T> {
     /// The jobs it carries.
-    pub fn into_jobs(self) -> Vec<IssueJob> {
+    pub fn into_jobs(self) -> Vec<T> {
         match self {
-            IssueMessage::Batch { jobs } => jobs,
-            IssueMessage::One(job) => vec![job],
+            JobPack::Batch { jobs } => jobs,
+            JobPack::One(job) => vec![job],
         }
     }
 }
+
+/// Body of an `issue` queue message and payload of an `issue` outbox row.
+pub type IssueMessage = JobPack<IssueJob>;
+
+/// Body of a `deliver` queue message and payload of a `deliver` outbox row.
+pub type DeliverMessage = JobPack<DeliverJob>;
 
 /// Payload of a `deliver` outbox row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliverJob {
     /// Credential to deliver.
     pub credential_id: String,
-}
-
-/// Body of a `deliver` queue message and payload of a `deliver` outbox row: one job
-/// (`{credential_id}`) or a pack (`{"jobs": [...]}`), one per issue batch instead of one per card.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum DeliverMessage {
-    /// Several jobs.
-    Batch {
-        /// The jobs.
-        jobs: Vec<DeliverJob>,
-    },
-    /// One job.
-    One(DeliverJob),
-}
-
-impl DeliverMessage {
-    /// The jobs it carries.
-    pub fn into_jobs(self) -> Vec<DeliverJob> {
-        match self {
-            DeliverMessage::Batch { jobs } => jobs,
-            DeliverMessage::One(job) => vec![job],
-        }
-    }
 }
 
 /// A claimed outbox row.
