@@ -34,15 +34,49 @@ pub trait KeyStore: Send + Sync {
     fn public_jwks(&self, issuer_id: &str) -> Result<Jwks>;
 }
 
-struct IssuerKeys {
-    active: Arc<LocalSigner>,
-    public: Vec<Jwk>,
+/// What a key store holds for one issuer: the active key's signer and every public key it still
+/// has. Generic over the signer, so the file and PKCS#11 stores share the lookups.
+pub(crate) struct IssuerKeys<S> {
+    pub(crate) active: Arc<S>,
+    pub(crate) public: Vec<Jwk>,
+}
+
+/// Issuer id → keys, behind a lock (rotation replaces an entry while workers sign).
+pub(crate) type KeyMap<S> = RwLock<HashMap<String, IssuerKeys<S>>>;
+
+/// [`KeyStore::active_signer`] over a [`KeyMap`].
+pub(crate) fn active_signer_in<S: JwsSigner + 'static>(
+    map: &KeyMap<S>,
+    issuer_id: &str,
+) -> Result<Arc<dyn JwsSigner>> {
+    with_keys(map, issuer_id, |keys| -> Arc<dyn JwsSigner> {
+        keys.active.clone()
+    })
+}
+
+/// [`KeyStore::public_jwks`] over a [`KeyMap`].
+pub(crate) fn public_jwks_in<S>(map: &KeyMap<S>, issuer_id: &str) -> Result<Jwks> {
+    with_keys(map, issuer_id, |keys| Jwks::from_public(&keys.public))
+}
+
+fn with_keys<S, T>(
+    map: &KeyMap<S>,
+    issuer_id: &str,
+    f: impl FnOnce(&IssuerKeys<S>) -> T,
+) -> Result<T> {
+    let map = map
+        .read()
+        .map_err(|_| Error::KeyStore("key cache poisoned"))?;
+    let keys = map
+        .get(issuer_id)
+        .ok_or(Error::KeyStore("no key for this issuer"))?;
+    Ok(f(keys))
 }
 
 /// The default key store: private keys as JWK files in a local directory.
 pub struct FileKeyStore {
     dir: PathBuf,
-    issuers: RwLock<HashMap<String, IssuerKeys>>,
+    issuers: KeyMap<LocalSigner>,
 }
 
 impl std::fmt::Debug for FileKeyStore {
@@ -160,25 +194,11 @@ pub fn rid_secret_at(dir: &std::path::Path) -> Result<String> {
 
 impl KeyStore for FileKeyStore {
     fn active_signer(&self, issuer_id: &str) -> Result<Arc<dyn JwsSigner>> {
-        let map = self
-            .issuers
-            .read()
-            .map_err(|_| Error::KeyStore("key cache poisoned"))?;
-        let keys = map
-            .get(issuer_id)
-            .ok_or(Error::KeyStore("no key for this issuer"))?;
-        Ok(keys.active.clone())
+        active_signer_in(&self.issuers, issuer_id)
     }
 
     fn public_jwks(&self, issuer_id: &str) -> Result<Jwks> {
-        let map = self
-            .issuers
-            .read()
-            .map_err(|_| Error::KeyStore("key cache poisoned"))?;
-        let keys = map
-            .get(issuer_id)
-            .ok_or(Error::KeyStore("no key for this issuer"))?;
-        Ok(Jwks::from_public(&keys.public))
+        public_jwks_in(&self.issuers, issuer_id)
     }
 }
 
@@ -194,7 +214,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Loads every `*.jwk.json` in `dir`; generates the first key when there is none.
-fn load_or_generate(dir: &Path) -> Result<IssuerKeys> {
+fn load_or_generate(dir: &Path) -> Result<IssuerKeys<LocalSigner>> {
     create_private_dir(dir)?;
     let mut signers: Vec<LocalSigner> = Vec::new();
     for entry in fs::read_dir(dir).map_err(io("key directory"))? {

@@ -25,7 +25,7 @@ use shc::{Jwk, Jwks, JwsSigner};
 use store::{Issuer, KeyStatus, NewSigningKey, Store};
 
 use crate::error::{Error, Result};
-use crate::keystore::KeyStore;
+use crate::keystore::{active_signer_in, public_jwks_in, IssuerKeys, KeyMap, KeyStore};
 
 /// Name written to `signing_keys.key_store` for keys on a PKCS#11 token.
 pub const PKCS11_STORE: &str = "pkcs11";
@@ -50,15 +50,10 @@ struct Token {
     session: Mutex<Session>,
 }
 
-struct IssuerKeys {
-    active: Arc<TokenSigner>,
-    public: Vec<Jwk>,
-}
-
 /// Private keys on a PKCS#11 token.
 pub struct Pkcs11KeyStore {
     token: Arc<Token>,
-    issuers: RwLock<HashMap<String, IssuerKeys>>,
+    issuers: KeyMap<TokenSigner>,
 }
 
 impl std::fmt::Debug for Pkcs11KeyStore {
@@ -392,24 +387,10 @@ fn public_jwk(session: &Session, public: ObjectHandle) -> Result<Jwk> {
 
 impl KeyStore for Pkcs11KeyStore {
     fn active_signer(&self, issuer_id: &str) -> Result<Arc<dyn JwsSigner>> {
-        let map = self
-            .issuers
-            .read()
-            .map_err(|_| Error::KeyStore("key cache poisoned"))?;
-        let keys = map
-            .get(issuer_id)
-            .ok_or(Error::KeyStore("no key for this issuer"))?;
-        Ok(keys.active.clone())
+        active_signer_in(&self.issuers, issuer_id)
     }
 
     fn public_jwks(&self, issuer_id: &str) -> Result<Jwks> {
-        let map = self
-            .issuers
-            .read()
-            .map_err(|_| Error::KeyStore("key cache poisoned"))?;
-        let keys = map
-            .get(issuer_id)
-            .ok_or(Error::KeyStore("no key for this issuer"))?;
-        Ok(Jwks::from_public(&keys.public))
+        public_jwks_in(&self.issuers, issuer_id)
     }
 }
