@@ -12,7 +12,7 @@ use delivery::{DeliverySettings, DeliveryState};
 use store::{
     ApplyEvent, ApplyOutcome, CredentialFormat, CredentialStatus, DoseStatus, Identifier,
     IncomingEvent, NewCredential, NewDose, NewIssuer, PatientIdentity, Recorded, Store,
-    StoreCredentialOutcome, StoreOptions,
+    StoreCredentialOutcome,
 };
 
 /// Liveness bound for any wait.
@@ -41,12 +41,7 @@ pub fn example_jws() -> String {
         .to_owned()
 }
 
-pub fn pg_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if u.starts_with("postgres") => u,
-        _ => "postgres://postgres@127.0.0.1:5432/test".to_owned(),
-    }
-}
+pub use testkit::TestDb;
 
 fn unique(kind: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,65 +55,6 @@ fn unique(kind: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A store on its own PostgreSQL schema (dropped on drop) or a SQLite temp file.
-pub struct TestDb {
-    pub store: Store,
-    schema: Option<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl TestDb {
-    pub async fn postgres() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let schema = unique("delivery_t");
-        let options = StoreOptions {
-            schema: Some(schema.clone()),
-            max_connections: Some(8),
-            ..StoreOptions::default()
-        };
-        let store = Store::connect_with(Some(&pg_url()), dir.path(), options)
-            .await
-            .unwrap();
-        TestDb {
-            store,
-            schema: Some(schema),
-            _dir: dir,
-        }
-    }
-
-    pub async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(None, dir.path()).await.unwrap();
-        TestDb {
-            store,
-            schema: None,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&pg_url()).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                            .execute(&mut c)
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
 }
 
 /// A patient with one dose and an active credential holding the example JWS.

@@ -10,7 +10,7 @@ use issuer::keystore::{FileKeyStore, KeyStore};
 use store::{
     ApplyEvent, ApplyOutcome, CredentialFormat, CredentialStatus, DoseStatus, Identifier,
     IncomingEvent, Issuer, NewCredential, NewDose, PatientIdentity, Recorded, Store,
-    StoreCredentialOutcome, StoreOptions,
+    StoreCredentialOutcome,
 };
 
 pub const ADMIN: &str = "admin-token-for-tests-0123456789";
@@ -22,70 +22,7 @@ pub const PUBLIC: &str = "https://vax.example.test";
 pub const NAME_FAMILY: &str = "Exämple";
 pub const NAME_GIVEN: &str = "Maria José";
 
-pub fn pg_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if u.starts_with("postgres") => u,
-        _ => "postgres://postgres@127.0.0.1:5432/test".to_owned(),
-    }
-}
-
-pub struct TestDb {
-    pub store: Store,
-    schema: Option<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl TestDb {
-    pub async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(None, dir.path()).await.unwrap();
-        TestDb {
-            store,
-            schema: None,
-            _dir: dir,
-        }
-    }
-
-    pub async fn postgres() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let schema = format!("issuer_http_{}", unique());
-        let options = StoreOptions {
-            schema: Some(schema.clone()),
-            max_connections: Some(4),
-            ..StoreOptions::default()
-        };
-        let store = Store::connect_with(Some(&pg_url()), dir.path(), options)
-            .await
-            .unwrap();
-        TestDb {
-            store,
-            schema: Some(schema),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&pg_url()).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                            .execute(&mut c)
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
+pub use testkit::TestDb;
 
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,75 +8,12 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
 use launch::{ClientAuth, LaunchSettings, LaunchState, SigningActions};
-use store::{Store, StoreOptions};
 
 use crate::mock_ehr::{MockEhr, CLIENT_ID};
 
 pub const ISS: &str = "https://issuer.vaxcred.test";
 
-pub fn pg_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if u.starts_with("postgres") => u,
-        _ => "postgres://postgres@127.0.0.1:5432/test".to_owned(),
-    }
-}
-
-pub fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{}", std::process::id(), t % 1_000_000_000_000)
-}
-
-/// A PostgreSQL schema of its own, dropped when the fixture goes.
-pub struct TestDb {
-    pub store: Store,
-    schema: Option<String>,
-    pub dir: tempfile::TempDir,
-}
-
-impl TestDb {
-    pub async fn new() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let schema = unique("launch_t");
-        let options = StoreOptions {
-            schema: Some(schema.clone()),
-            max_connections: Some(4),
-            ..StoreOptions::default()
-        };
-        let store = Store::connect_with(Some(&pg_url()), dir.path(), options)
-            .await
-            .unwrap();
-        TestDb {
-            store,
-            schema: Some(schema),
-            dir,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection as _;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&pg_url()).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                            .execute(&mut c)
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
+pub use testkit::TestDb;
 
 pub struct TestApp {
     pub base: String,
@@ -97,7 +34,7 @@ pub struct Options {
 
 pub async fn spawn(opts: Options) -> TestApp {
     let ehr = MockEhr::start().await;
-    let db = TestDb::new().await;
+    let db = TestDb::postgres().await;
     let issuer = issuer::issuers::ensure_default_issuer(&db.store, ISS, "Test issuer")
         .await
         .unwrap();

@@ -3,90 +3,10 @@
 
 use store::{
     ApplyEvent, DoseStatus, Identifier, IncomingEvent, NewDose, NewIssuer, PatientIdentity,
-    Recorded, Store, StoreOptions,
+    Recorded, Store,
 };
 
-/// Base PostgreSQL URL: `DATABASE_URL` when it is a postgres URL, else the local test database.
-pub fn pg_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if u.starts_with("postgres") => u,
-        _ => "postgres://postgres@127.0.0.1:5432/test".to_owned(),
-    }
-}
-
-pub struct TestDb {
-    pub store: Store,
-    schema: Option<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl TestDb {
-    pub async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(None, dir.path()).await.unwrap();
-        TestDb {
-            store,
-            schema: None,
-            _dir: dir,
-        }
-    }
-
-    pub async fn postgres() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let schema = format!("store_t_{}", uuid_like());
-        let options = StoreOptions {
-            schema: Some(schema.clone()),
-            max_connections: Some(6),
-            ..StoreOptions::default()
-        };
-        let store = Store::connect_with(Some(&pg_url()), dir.path(), options)
-            .await
-            .unwrap();
-        TestDb {
-            store,
-            schema: Some(schema),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // Drop is sync and may run inside the test's runtime: use a thread with its own runtime.
-        if let Some(schema) = self.schema.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&pg_url()).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                            .execute(&mut c)
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        t,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use testkit::{pg_url, TestDb};
 
 /// Runs an async test body on SQLite and on PostgreSQL: `both!(name)` calls `name(store)`.
 macro_rules! both {
