@@ -69,13 +69,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// Base PostgreSQL URL: `DATABASE_URL` when it is a postgres URL, else the local test database.
-pub fn postgres_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if u.starts_with("postgres") => u,
-        _ => "postgres://postgres@127.0.0.1:5432/test".to_owned(),
-    }
-}
+pub use testkit::pg_url as postgres_url;
 
 /// A fresh database for one test.
 pub struct TestDb {
@@ -159,57 +153,7 @@ impl TestDb {
     }
 }
 
-/// A vhost of its own (for tests that close connections).
-pub struct Vhost {
-    /// Its name.
-    pub name: String,
-}
-
-async fn rabbitmqctl(args: &[&str]) {
-    let out = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Vhost {
-    /// Creates it with permissions for guest.
-    pub async fn create() -> Vhost {
-        let name = random_name("vh");
-        rabbitmqctl(&["add_vhost", &name]).await;
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]).await;
-        Vhost { name }
-    }
-
-    /// Its AMQP URL.
-    pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
-    }
-
-    /// Closes every client connection of this vhost.
-    pub async fn close_connections(&self) {
-        rabbitmqctl(&[
-            "close_all_connections",
-            "--vhost",
-            &self.name,
-            "--limit",
-            "100",
-            "fault test",
-        ])
-        .await;
-    }
-
-    /// Deletes it.
-    pub async fn delete(self) {
-        rabbitmqctl(&["delete_vhost", &self.name]).await;
-    }
-}
+pub use testkit::Vhost;
 
 /// Bus settings for tests: own prefix, millisecond retries.
 pub fn bus_config(prefix: &str, url: Option<String>) -> BusConfig {

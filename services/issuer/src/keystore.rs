@@ -100,27 +100,7 @@ impl FileKeyStore {
         let mut map = HashMap::new();
         for issuer in issuers {
             let keys = load_or_generate(&dir.join(&issuer.slug))?;
-            for jwk in &keys.public {
-                if store.get_signing_key(&issuer.id, &jwk.kid).await?.is_none() {
-                    let public_jwk = serde_json::to_value(jwk)
-                        .map_err(|_| Error::KeyStore("public key does not serialize"))?;
-                    store
-                        .add_signing_key(&NewSigningKey {
-                            issuer_id: issuer.id.clone(),
-                            kid: jwk.kid.clone(),
-                            public_jwk,
-                            key_store: FILE_STORE.to_owned(),
-                            private_key_encrypted: None,
-                        })
-                        .await?;
-                    if jwk.kid != keys.active.kid() {
-                        store
-                            .set_signing_key_status(&issuer.id, &jwk.kid, KeyStatus::Retired)
-                            .await?;
-                    }
-                    info!(issuer_id = %issuer.id, kid = %jwk.kid, "signing key registered");
-                }
-            }
+            register_keys(store, issuer, &keys).await?;
             map.insert(issuer.id.clone(), keys);
         }
         Ok(FileKeyStore {
@@ -139,26 +119,7 @@ impl FileKeyStore {
     /// rotation and retirement (`crate::keys`) take effect without a restart.
     pub async fn reload_issuer(&self, store: &Store, issuer: &Issuer) -> Result<()> {
         let keys = load_or_generate(&self.dir.join(&issuer.slug))?;
-        for jwk in &keys.public {
-            if store.get_signing_key(&issuer.id, &jwk.kid).await?.is_none() {
-                let public_jwk = serde_json::to_value(jwk)
-                    .map_err(|_| Error::KeyStore("public key does not serialize"))?;
-                store
-                    .add_signing_key(&NewSigningKey {
-                        issuer_id: issuer.id.clone(),
-                        kid: jwk.kid.clone(),
-                        public_jwk,
-                        key_store: FILE_STORE.to_owned(),
-                        private_key_encrypted: None,
-                    })
-                    .await?;
-                if jwk.kid != keys.active.kid() {
-                    store
-                        .set_signing_key_status(&issuer.id, &jwk.kid, KeyStatus::Retired)
-                        .await?;
-                }
-            }
-        }
+        register_keys(store, issuer, &keys).await?;
         self.issuers
             .write()
             .map_err(|_| Error::KeyStore("key cache poisoned"))?
@@ -200,6 +161,38 @@ impl KeyStore for FileKeyStore {
     fn public_jwks(&self, issuer_id: &str) -> Result<Jwks> {
         public_jwks_in(&self.issuers, issuer_id)
     }
+}
+
+/// Records in `signing_keys` every public key of `keys` not there yet: the active one as
+/// `active`, others (files of earlier keys) as `retired`.
+async fn register_keys(
+    store: &Store,
+    issuer: &Issuer,
+    keys: &IssuerKeys<LocalSigner>,
+) -> Result<()> {
+    for jwk in &keys.public {
+        if store.get_signing_key(&issuer.id, &jwk.kid).await?.is_some() {
+            continue;
+        }
+        let public_jwk = serde_json::to_value(jwk)
+            .map_err(|_| Error::KeyStore("public key does not serialize"))?;
+        store
+            .add_signing_key(&NewSigningKey {
+                issuer_id: issuer.id.clone(),
+                kid: jwk.kid.clone(),
+                public_jwk,
+                key_store: FILE_STORE.to_owned(),
+                private_key_encrypted: None,
+            })
+            .await?;
+        if jwk.kid != keys.active.kid() {
+            store
+                .set_signing_key_status(&issuer.id, &jwk.kid, KeyStatus::Retired)
+                .await?;
+        }
+        info!(issuer_id = %issuer.id, kid = %jwk.kid, "signing key registered");
+    }
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

@@ -1,7 +1,8 @@
 //! Test fixtures shared by the workspace's test suites (a dev-dependency only, never in a
 //! product build): a fresh [`Store`] per test, on SQLite in a temporary directory or on
 //! PostgreSQL in a schema of its own (so tests run in parallel on one database), dropped when
-//! the fixture goes away.
+//! the fixture goes away; a RabbitMQ vhost of its own for tests that cut the broker's
+//! connections.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -93,5 +94,58 @@ impl Drop for TestDb {
             })
             .join();
         }
+    }
+}
+
+async fn rabbitmqctl(args: &[&str]) {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A RabbitMQ vhost of its own, for tests that close every connection of their broker (named
+/// `vt_…`, which `.ci/run` removes when a killed run left one behind).
+pub struct Vhost {
+    /// Its name.
+    pub name: String,
+}
+
+impl Vhost {
+    /// Creates it on the local broker, with all permissions for `guest`.
+    pub async fn create() -> Vhost {
+        let name = unique("vt");
+        rabbitmqctl(&["add_vhost", &name]).await;
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]).await;
+        Vhost { name }
+    }
+
+    /// Its AMQP URL (guest on the local broker).
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+
+    /// Forcibly closes every client connection of this vhost only.
+    pub async fn close_connections(&self) {
+        rabbitmqctl(&[
+            "close_all_connections",
+            "--vhost",
+            &self.name,
+            "--limit",
+            "100",
+            "fault test",
+        ])
+        .await;
+    }
+
+    /// Deletes it.
+    pub async fn delete(self) {
+        rabbitmqctl(&["delete_vhost", &self.name]).await;
     }
 }
