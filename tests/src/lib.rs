@@ -27,7 +27,7 @@ use std::time::Duration;
 use bus::{Bus, BusConfig, Outgoing};
 use issuer::keystore::{FileKeyStore, KeyStore};
 use issuer::relay::{RelayConfig, RelayHandle};
-use issuer::worker::{IssueConfig, IssueContext};
+use issuer::worker::{CardContext, IssueConfig, IssueContext};
 use rand_core::{OsRng, RngCore};
 use store::{CredentialStatus, EventStatus, Store, StoreOptions};
 use tokio::task::JoinHandle;
@@ -235,11 +235,13 @@ impl Pipeline {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let issue_ctx = IssueContext {
-            store: store.clone(),
+            cards: CardContext {
+                store: store.clone(),
+                keys: keys.clone() as Arc<dyn KeyStore>,
+                issuers: Arc::new(HashMap::from([(issuer.id.clone(), ISS.to_owned())])),
+                relay: Some(relay.clone()),
+            },
             bus: bus.clone(),
-            keys: keys.clone() as Arc<dyn KeyStore>,
-            issuers: Arc::new(HashMap::from([(issuer.id.clone(), ISS.to_owned())])),
-            relay: relay.clone(),
             metrics: None,
         };
         for _ in 0..2 {

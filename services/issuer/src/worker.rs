@@ -66,19 +66,28 @@ impl Default for IssueConfig {
     }
 }
 
+/// What signing and storing cards needs ([`issue_for_patients`]): the issue worker's, and the
+/// launch app's when a clinician issues at the point of care. Cheap to clone.
+#[derive(Clone)]
+pub struct CardContext {
+    /// The database.
+    pub store: Store,
+    /// Signing keys.
+    pub keys: Arc<dyn KeyStore>,
+    /// Issuer id → `iss`, for every issuer signed for.
+    pub issuers: Arc<HashMap<String, String>>,
+    /// Woken after cards (and their `deliver` outbox rows) are committed; without one the
+    /// relay finds the rows on its next poll.
+    pub relay: Option<RelayHandle>,
+}
+
 /// What the worker needs. Cheap to clone.
 #[derive(Clone)]
 pub struct IssueContext {
-    /// The database.
-    pub store: Store,
+    /// Signing and storing.
+    pub cards: CardContext,
     /// The broker.
     pub bus: Bus,
-    /// Signing keys.
-    pub keys: Arc<dyn KeyStore>,
-    /// Issuer id → `iss`, for every issuer this worker signs for.
-    pub issuers: Arc<HashMap<String, String>>,
-    /// Woken after a card (and its `deliver` outbox row) is committed.
-    pub relay: RelayHandle,
     /// Where the issue latency histogram goes (`None` in tools and some tests).
     pub metrics: Option<platform::Metrics>,
 }
@@ -190,18 +199,19 @@ async fn process_batch(
         .into_iter()
         .collect();
     let started = std::time::Instant::now();
-    let (results, batch_verdict) = match issue_for_patients(ctx, config, pool, &patients).await {
-        Ok(results) => (results, None),
-        // The batch's reads or its one write failed: the same answer for every patient.
-        Err(e) => {
-            warn!(
-                code = e.code(),
-                patients = patients.len(),
-                "issue batch failed"
-            );
-            (HashMap::new(), Some(Verdict::of_error(&e)))
-        }
-    };
+    let (results, batch_verdict) =
+        match issue_for_patients(&ctx.cards, config, pool, &patients).await {
+            Ok(results) => (results, None),
+            // The batch's reads or its one write failed: the same answer for every patient.
+            Err(e) => {
+                warn!(
+                    code = e.code(),
+                    patients = patients.len(),
+                    "issue batch failed"
+                );
+                (HashMap::new(), Some(Verdict::of_error(&e)))
+            }
+        };
     let elapsed = started.elapsed();
     let verdict_of = |pid: &str| -> Verdict {
         match (&batch_verdict, results.get(pid)) {
@@ -324,7 +334,7 @@ pub(crate) async fn retry_later(d: Delivery) {
 
 /// Issues (or revokes) the cards of one patient from the current snapshot.
 pub async fn issue_for_patient(
-    ctx: &IssueContext,
+    ctx: &CardContext,
     config: &IssueConfig,
     pool: &IssuerPool,
     patient_id: &str,
@@ -351,7 +361,7 @@ struct Pending {
 /// (`Store::store_credentials`). The outer error is the batch's (database down: every patient
 /// retries); the inner ones are per patient (a card that cannot be built from stored data).
 pub async fn issue_for_patients(
-    ctx: &IssueContext,
+    ctx: &CardContext,
     config: &IssueConfig,
     pool: &IssuerPool,
     patient_ids: &[String],
@@ -476,8 +486,8 @@ pub async fn issue_for_patients(
             }
         }
     }
-    if stored_any {
-        ctx.relay.wake();
+    if let (true, Some(relay)) = (stored_any, &ctx.relay) {
+        relay.wake();
     }
     Ok(results)
 }
@@ -491,7 +501,7 @@ enum Planned {
 }
 
 async fn plan_patient(
-    ctx: &IssueContext,
+    ctx: &CardContext,
     config: &IssueConfig,
     state: store::IssueState,
 ) -> Result<Planned> {

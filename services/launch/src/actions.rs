@@ -4,10 +4,10 @@
 //! `.smart-health-card` file.
 //!
 //! [`SigningActions`] is the real implementation: issuing records the launch as an event and
-//! applies the EHR's doses to the store exactly as ingest does (`ingest::convert`), then signs the
-//! card for the patient's current doses of that disease group with the issuer's
-//! [`issuer::keystore::KeyStore`], stores it as the active credential (superseding older ones and
-//! queueing delivery, like the issue worker) and audits the clinician (`fhirUser`). A second click
+//! applies the EHR's doses to the store exactly as ingest does (`ingest::convert`), then has the
+//! issue worker's own path ([`issuer::worker::issue_for_patient`]) sign and store the patient's
+//! current cards (with their `rid`, superseding older ones and queueing delivery) and audits the
+//! clinician (`fhirUser`). A second click
 //! for unchanged doses returns the same credential, so nothing is issued twice. Print renders the
 //! issuer's printable PDF (`issuer::pdf`). With a [`delivery::DeliveryState`]
 //! ([`SigningActions::with_delivery`]), SMS creates a SMART Health Link for the credential and
@@ -164,7 +164,11 @@ pub trait CardActions: Send + Sync {
 
 /// Real issuance and printing with the issuer's key store and the shared database.
 pub struct SigningActions {
-    keys: Arc<dyn issuer::keystore::KeyStore>,
+    /// Signing and storing, exactly as the issue worker does it (`rid`s, CRL-aware `nbf`,
+    /// one current card per disease group, `deliver` outbox rows).
+    cards: issuer::worker::CardContext,
+    issue_config: issuer::worker::IssueConfig,
+    pool: issuer::worker::IssuerPool,
     issuer_id: String,
     iss: String,
     issuer_name: String,
@@ -192,15 +196,39 @@ impl SigningActions {
         iss: impl Into<String>,
         store: store::Store,
     ) -> Self {
+        let (issuer_id, iss) = (issuer_id.into(), iss.into());
         SigningActions {
-            keys,
-            issuer_id: issuer_id.into(),
-            iss: iss.into(),
+            cards: issuer::worker::CardContext {
+                store: store.clone(),
+                keys,
+                issuers: Arc::new(std::collections::HashMap::from([(
+                    issuer_id.clone(),
+                    iss.clone(),
+                )])),
+                relay: None,
+            },
+            issue_config: issuer::worker::IssueConfig::default(),
+            pool: issuer::worker::IssuerPool::default(),
+            issuer_id,
+            iss,
             issuer_name: "vaxcred".to_owned(),
             paper: issuer::pdf::Paper::Letter,
             store,
             delivery: None,
         }
+    }
+
+    /// Signs with the issue worker's settings (`rid` secret, development `iss`) and wakes its
+    /// outbox relay after storing a card. Without this, cards carry no `rid` and the relay finds
+    /// their delivery rows on its next poll.
+    pub fn with_issuing(
+        mut self,
+        config: issuer::worker::IssueConfig,
+        relay: Option<issuer::relay::RelayHandle>,
+    ) -> Self {
+        self.issue_config = config;
+        self.cards.relay = relay;
+        self
     }
 
     /// Sends SMS and wallet pushes through `delivery` (its SMS gateway, SSRF guard, retries).
@@ -295,23 +323,36 @@ impl SigningActions {
         }
     }
 
-    /// The active credential for the current doses of `disease`, signing and storing it if needed.
+    /// The active credential for the current doses of `disease`, signed and stored by the issue
+    /// worker's own path ([`issuer::worker::issue_for_patient`]) if it is not there yet.
     async fn current_credential(
         &self,
-        patient: &model::Patient,
         patient_id: &str,
         disease: &str,
     ) -> Result<store::Credential, ActionError> {
         let temp = |_| ActionError::Temporary("database");
         // A concurrent ingest may bump the doses version between snapshot and store: try again.
         for _ in 0..3 {
-            let snap = self
+            match issuer::worker::issue_for_patient(
+                &self.cards,
+                &self.issue_config,
+                &self.pool,
+                patient_id,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => return Err(ActionError::Temporary("database")),
+                Err(e) => return Err(ActionError::Card(e.code())),
+            }
+            let version = self
                 .store
-                .issue_snapshot(patient_id)
+                .get_patient(patient_id)
                 .await
                 .map_err(temp)?
-                .ok_or(ActionError::Temporary("patient vanished"))?;
-            if let Some(existing) = self
+                .ok_or(ActionError::Temporary("patient vanished"))?
+                .doses_version;
+            let active = self
                 .store
                 .active_credential(
                     patient_id,
@@ -320,82 +361,13 @@ impl SigningActions {
                     store::CredentialFormat::Shc,
                 )
                 .await
-                .map_err(temp)?
-            {
-                if existing.doses_version == snap.patient.doses_version {
-                    return Ok(existing);
-                }
-            }
-            let doses: Vec<model::Dose> = snap
-                .doses
-                .iter()
-                .filter(|d| d.disease == disease)
-                .filter_map(to_model_dose)
-                .collect();
-            let bundle = model::card_bundle(patient, &doses, &model::CardOptions::default())
-                .map_err(|r| ActionError::Card(r.code()))?;
-            let signer = self
-                .keys
-                .active_signer(&self.issuer_id)
-                .map_err(|_| ActionError::Temporary("no active signing key"))?;
-            // A fresh issuer per click: its buffers cost far less than the clinician's click.
-            let mut card_issuer = shc::CardIssuer::new(signer);
-            let claims = shc::Claims::new(&self.iss);
-            let nbf = claims.nbf.as_f64() as i64;
-            let card = card_issuer
-                .issue_minimized(&bundle, &claims)
-                .map_err(|e| ActionError::Card(e.code()))?;
-            let outcome = self
-                .store
-                .store_credential(&store::NewCredential {
-                    issuer_id: self.issuer_id.clone(),
-                    patient_id: patient_id.to_owned(),
-                    disease: disease.to_owned(),
-                    doses_version: snap.patient.doses_version,
-                    format: store::CredentialFormat::Shc,
-                    artefact: card.jws,
-                    kid: card.kid,
-                    rid: None,
-                    nbf,
-                    exp: None,
-                    status: store::CredentialStatus::Active,
-                })
-                .await
                 .map_err(temp)?;
-            let id = match outcome {
-                store::StoreCredentialOutcome::Stored { credential_id, .. }
-                | store::StoreCredentialOutcome::AlreadyIssued { credential_id } => credential_id,
-                store::StoreCredentialOutcome::Stale { .. } => continue,
-            };
-            return self
-                .store
-                .get_credential(&id)
-                .await
-                .map_err(temp)?
-                .ok_or(ActionError::Temporary("credential vanished"));
+            if let Some(c) = active.filter(|c| c.doses_version == version) {
+                return Ok(c);
+            }
         }
         Err(ActionError::Temporary("doses kept changing"))
     }
-}
-
-fn to_model_dose(d: &store::Dose) -> Option<model::Dose> {
-    Some(model::Dose {
-        source: model::SourceKey {
-            system: d.source_system.clone(),
-            id: d.source_id.clone(),
-        },
-        version: model::SourceVersion::default(),
-        vaccine: model::VaccineCode {
-            system: d.vaccine_system.clone(),
-            code: d.vaccine_code.clone(),
-        },
-        disease: d.disease.clone(),
-        occurrence: d.occurrence.as_deref().and_then(model::FhirDate::parse)?,
-        lot_number: d.lot_number.clone(),
-        performer: d.performer.clone(),
-        is_subpotent: d.is_subpotent,
-        ial: None,
-    })
 }
 
 #[async_trait]
@@ -411,9 +383,7 @@ impl CardActions for SigningActions {
             .map(|d| d.disease.clone())
             .ok_or(ActionError::Card("no-doses"))?;
         let patient_id = self.apply(ctx, record).await?;
-        let credential = self
-            .current_credential(&record.patient, &patient_id, &disease)
-            .await?;
+        let credential = self.current_credential(&patient_id, &disease).await?;
         self.audit(
             ctx,
             "credential.issue.launch",

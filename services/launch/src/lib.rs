@@ -77,20 +77,26 @@ impl LaunchState {
     }
 
     /// Everything from the platform config, for `vaxcred serve`: settings from `[launch]`, cards
-    /// signed for `issuer` with `keys`, printed on `launch.print_paper`, SMS and wallet through
-    /// `delivery` when given. `None` when launch is off (empty `launch.ehr_allowlist`).
+    /// signed for `issuer` with `keys` and the issue worker's settings and relay (`issuing`),
+    /// printed on `launch.print_paper`, SMS and wallet through `delivery` when given. `None` when launch is off (empty `launch.ehr_allowlist`).
     pub fn from_config(
         config: &platform::Config,
         store: store::Store,
         keys: Arc<dyn issuer::keystore::KeyStore>,
         issuer: &store::Issuer,
+        issuing: (
+            issuer::worker::IssueConfig,
+            Option<issuer::relay::RelayHandle>,
+        ),
         delivery: Option<delivery::DeliveryState>,
     ) -> Result<Option<Self>, LaunchError> {
         let Some(settings) = LaunchSettings::from_config(config)? else {
             return Ok(None);
         };
+        let (issue_config, relay) = issuing;
         let mut actions =
             SigningActions::new(keys, issuer.id.clone(), issuer.iss.clone(), store.clone())
+                .with_issuing(issue_config, relay)
                 .with_print(issuer.display_name.clone(), settings::print_paper(config));
         if let Some(d) = delivery {
             actions = actions.with_delivery(d);

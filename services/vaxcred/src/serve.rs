@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use bus::{Bus, BusConfig};
 use issuer::keystore::KeyStore;
 use issuer::relay::{RelayConfig, RelayHandle};
-use issuer::worker::{IssueConfig, IssueContext};
+use issuer::worker::{CardContext, IssueConfig, IssueContext};
 use platform::{Config, ExposeSecret, Metrics, Readiness};
 use serde::Deserialize;
 use tokio::task::JoinSet;
@@ -213,11 +213,13 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     }
 
     let issue_ctx = IssueContext {
-        store: store.clone(),
+        cards: CardContext {
+            store: store.clone(),
+            keys: keys.clone(),
+            issuers: Arc::new(issuer_urls),
+            relay: Some(relay.clone()),
+        },
         bus: bus.clone(),
-        keys: keys.clone(),
-        issuers: Arc::new(issuer_urls),
-        relay: relay.clone(),
         metrics: Some(metrics.clone()),
     };
     let issue_config = IssueConfig {
@@ -310,6 +312,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         keys.clone(),
         &default_issuer,
+        (issue_config.clone(), Some(relay.clone())),
         Some(delivery_state.clone()),
     )
     .context("launch app")?

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::helpers::{authorize, csrf_of, launch_to_doses, spawn, Browser, Options};
+use crate::helpers::{authorize, csrf_of, launch_to_doses, spawn, Browser, Options, RID_SECRET};
 use crate::mock_ehr::{immunization, FHIR_USER, PATIENT_ID};
 
 #[tokio::test]
@@ -83,6 +83,12 @@ async fn full_launch_shows_doses_and_issues_a_card_that_verifies() {
     assert_eq!(creds.len(), 1);
     assert_eq!(creds[0].status, store::CredentialStatus::Active);
     assert!(qr_text.len() > 100 && shc::qr::numeric_text(&creds[0].artefact).unwrap() == qr_text);
+    // Signed like the issue worker's cards: with the patient's revocation id under this key, so
+    // the CRL can revoke a card issued at the point of care too.
+    assert_eq!(
+        creds[0].rid.as_deref(),
+        Some(shc::rid::derive(RID_SECRET, &creds[0].kid, &patient.id).as_str())
+    );
     let audit = app
         .db
         .store

@@ -12,6 +12,8 @@ use launch::{ClientAuth, LaunchSettings, LaunchState, SigningActions};
 use crate::mock_ehr::{MockEhr, CLIENT_ID};
 
 pub const ISS: &str = "https://issuer.vaxcred.test";
+/// The `rid` secret cards are signed with (as `vaxcred serve` passes the issue worker's).
+pub const RID_SECRET: &str = "launch-test-rid-secret";
 
 pub use testkit::TestDb;
 
@@ -76,6 +78,13 @@ pub async fn spawn(opts: Options) -> TestApp {
     let delivery_state = delivery::DeliveryState::new(db.store.clone(), delivery_settings).unwrap();
     let actions = Arc::new(
         SigningActions::new(keys.clone(), issuer.id.clone(), ISS, db.store.clone())
+            .with_issuing(
+                issuer::worker::IssueConfig {
+                    rid_secret: Some(RID_SECRET.to_owned()),
+                    ..issuer::worker::IssueConfig::default()
+                },
+                None,
+            )
             .with_delivery(delivery_state),
     );
     let state = if opts.from_config {
@@ -92,9 +101,23 @@ pub async fn spawn(opts: Options) -> TestApp {
         ])
         .unwrap();
         let _ = (settings, actions);
-        LaunchState::from_config(&config, db.store.clone(), keys.clone(), &issuer, None)
-            .unwrap()
-            .expect("launch is configured")
+        let issuing = (
+            issuer::worker::IssueConfig {
+                rid_secret: Some(RID_SECRET.to_owned()),
+                ..issuer::worker::IssueConfig::default()
+            },
+            None,
+        );
+        LaunchState::from_config(
+            &config,
+            db.store.clone(),
+            keys.clone(),
+            &issuer,
+            issuing,
+            None,
+        )
+        .unwrap()
+        .expect("launch is configured")
     } else {
         LaunchState::new(settings, db.store.clone(), actions).unwrap()
     };
