@@ -113,21 +113,12 @@ impl IngestContext {
 pub async fn run(ctx: IngestContext, shutdown: CancellationToken) -> Result<()> {
     let mut consumer = ctx.bus.consumer("ingest")?;
     loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            d = consumer.recv() => match d {
-                Some(d) => d,
-                None => return Ok(()),
-            },
+        let Some(batch) = consumer
+            .recv_batch(ctx.config.batch, ctx.config.linger, shutdown.cancelled())
+            .await
+        else {
+            return Ok(());
         };
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + ctx.config.linger;
-        while batch.len() < ctx.config.batch {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Some(d)) => batch.push(d),
-                _ => break,
-            }
-        }
         let outage = process_batch(&ctx, batch)
             .instrument(info_span!(
                 "ingest_batch",

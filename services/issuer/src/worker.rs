@@ -116,21 +116,12 @@ pub async fn run(
     // One publisher (one channel) for the worker's whole life: splitting packs.
     let publisher = ctx.bus.publisher();
     loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            d = consumer.recv() => match d {
-                Some(d) => d,
-                None => return Ok(()),
-            },
+        let Some(batch) = consumer
+            .recv_batch(config.batch, config.linger, shutdown.cancelled())
+            .await
+        else {
+            return Ok(());
         };
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + config.linger;
-        while batch.len() < config.batch {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Some(d)) => batch.push(d),
-                _ => break,
-            }
-        }
         process_batch(&ctx, &config, &pool, &publisher, batch)
             .instrument(info_span!(
                 "issue_batch",

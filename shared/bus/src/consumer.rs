@@ -56,6 +56,31 @@ impl Consumer {
         self.rx.recv().await
     }
 
+    /// The next micro-batch: waits for one delivery (`None` when `stop` completes first or the
+    /// bus is closed), then takes more until there are `max` or `linger` has passed since the
+    /// first. Only the wait for the first is interrupted by `stop`: a batch once started is the
+    /// caller's to settle.
+    pub async fn recv_batch(
+        &mut self,
+        max: usize,
+        linger: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Vec<Delivery>> {
+        let first = tokio::select! {
+            () = stop => return None,
+            d = self.recv() => d?,
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(Some(d)) => batch.push(d),
+                _ => break,
+            }
+        }
+        Some(batch)
+    }
+
     /// Full name of the queue consumed.
     pub fn queue(&self) -> &str {
         &self.queue
