@@ -100,7 +100,14 @@ impl FileKeyStore {
         let mut map = HashMap::new();
         for issuer in issuers {
             let keys = load_or_generate(&dir.join(&issuer.slug))?;
-            register_keys(store, issuer, &keys).await?;
+            register_keys(
+                store,
+                &issuer.id,
+                &keys.public,
+                keys.active.kid(),
+                FILE_STORE,
+            )
+            .await?;
             map.insert(issuer.id.clone(), keys);
         }
         Ok(FileKeyStore {
@@ -119,7 +126,14 @@ impl FileKeyStore {
     /// rotation and retirement (`crate::keys`) take effect without a restart.
     pub async fn reload_issuer(&self, store: &Store, issuer: &Issuer) -> Result<()> {
         let keys = load_or_generate(&self.dir.join(&issuer.slug))?;
-        register_keys(store, issuer, &keys).await?;
+        register_keys(
+            store,
+            &issuer.id,
+            &keys.public,
+            keys.active.kid(),
+            FILE_STORE,
+        )
+        .await?;
         self.issuers
             .write()
             .map_err(|_| Error::KeyStore("key cache poisoned"))?
@@ -163,34 +177,36 @@ impl KeyStore for FileKeyStore {
     }
 }
 
-/// Records in `signing_keys` every public key of `keys` not there yet: the active one as
-/// `active`, others (files of earlier keys) as `retired`.
-async fn register_keys(
+/// Records in `signing_keys` every key of `public` not there yet, as held by `key_store`
+/// (`file`, `pkcs11`): `active_kid` as `active`, the others (earlier keys) as `retired`.
+pub(crate) async fn register_keys(
     store: &Store,
-    issuer: &Issuer,
-    keys: &IssuerKeys<LocalSigner>,
+    issuer_id: &str,
+    public: &[Jwk],
+    active_kid: &str,
+    key_store: &str,
 ) -> Result<()> {
-    for jwk in &keys.public {
-        if store.get_signing_key(&issuer.id, &jwk.kid).await?.is_some() {
+    for jwk in public {
+        if store.get_signing_key(issuer_id, &jwk.kid).await?.is_some() {
             continue;
         }
         let public_jwk = serde_json::to_value(jwk)
             .map_err(|_| Error::KeyStore("public key does not serialize"))?;
         store
             .add_signing_key(&NewSigningKey {
-                issuer_id: issuer.id.clone(),
+                issuer_id: issuer_id.to_owned(),
                 kid: jwk.kid.clone(),
                 public_jwk,
-                key_store: FILE_STORE.to_owned(),
+                key_store: key_store.to_owned(),
                 private_key_encrypted: None,
             })
             .await?;
-        if jwk.kid != keys.active.kid() {
+        if jwk.kid != active_kid {
             store
-                .set_signing_key_status(&issuer.id, &jwk.kid, KeyStatus::Retired)
+                .set_signing_key_status(issuer_id, &jwk.kid, KeyStatus::Retired)
                 .await?;
         }
-        info!(issuer_id = %issuer.id, kid = %jwk.kid, "signing key registered");
+        info!(issuer_id = %issuer_id, kid = %jwk.kid, key_store, "signing key registered");
     }
     Ok(())
 }

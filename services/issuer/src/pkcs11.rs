@@ -22,10 +22,12 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256};
 use shc::{Jwk, Jwks, JwsSigner};
-use store::{Issuer, KeyStatus, NewSigningKey, Store};
+use store::{Issuer, KeyStatus, Store};
 
 use crate::error::{Error, Result};
-use crate::keystore::{active_signer_in, public_jwks_in, IssuerKeys, KeyMap, KeyStore};
+use crate::keystore::{
+    active_signer_in, public_jwks_in, register_keys, IssuerKeys, KeyMap, KeyStore,
+};
 
 /// Name written to `signing_keys.key_store` for keys on a PKCS#11 token.
 pub const PKCS11_STORE: &str = "pkcs11";
@@ -172,27 +174,8 @@ impl Pkcs11KeyStore {
                 .map(|(j, _)| j.kid.clone())
                 .ok_or(Error::KeyStore("no key on the token"))?,
         };
-        for (jwk, _) in &found {
-            if !known.iter().any(|k| k.kid == jwk.kid) {
-                let public_jwk = serde_json::to_value(jwk)
-                    .map_err(|_| Error::KeyStore("public key does not serialize"))?;
-                store
-                    .add_signing_key(&NewSigningKey {
-                        issuer_id: issuer.id.clone(),
-                        kid: jwk.kid.clone(),
-                        public_jwk,
-                        key_store: PKCS11_STORE.to_owned(),
-                        private_key_encrypted: None,
-                    })
-                    .await?;
-                if jwk.kid != active_kid {
-                    store
-                        .set_signing_key_status(&issuer.id, &jwk.kid, KeyStatus::Retired)
-                        .await?;
-                }
-                tracing::info!(issuer_id = %issuer.id, kid = %jwk.kid, "PKCS#11 signing key registered");
-            }
-        }
+        let public: Vec<Jwk> = found.iter().map(|(j, _)| j.clone()).collect();
+        register_keys(store, &issuer.id, &public, &active_kid, PKCS11_STORE).await?;
         let (active_jwk, handle) = found
             .iter()
             .find(|(j, _)| j.kid == active_kid)
@@ -224,17 +207,14 @@ impl Pkcs11KeyStore {
     /// `kid` (the caller retires the previous active key).
     pub async fn rotate(&self, store: &Store, issuer: &Issuer) -> Result<String> {
         let (jwk, _) = self.generate(issuer)?;
-        let public_jwk = serde_json::to_value(&jwk)
-            .map_err(|_| Error::KeyStore("public key does not serialize"))?;
-        store
-            .add_signing_key(&NewSigningKey {
-                issuer_id: issuer.id.clone(),
-                kid: jwk.kid.clone(),
-                public_jwk,
-                key_store: PKCS11_STORE.to_owned(),
-                private_key_encrypted: None,
-            })
-            .await?;
+        register_keys(
+            store,
+            &issuer.id,
+            std::slice::from_ref(&jwk),
+            &jwk.kid,
+            PKCS11_STORE,
+        )
+        .await?;
         for key in store.list_signing_keys(&issuer.id).await? {
             if key.status == KeyStatus::Active && key.kid != jwk.kid {
                 store
