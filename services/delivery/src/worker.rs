@@ -336,15 +336,15 @@ pub(crate) async fn record_attempt(
         );
     }
     let store = &state.inner.store;
-    let updated = store.record_delivery_attempt(&job.id, &outcome).await?;
-    store
-        .append_audit(&NewAuditEntry {
-            actor: "delivery".to_owned(),
-            action: "delivery.attempt".to_owned(),
-            subject_kind: "delivery".to_owned(),
-            subject_id: job.id.clone(),
-            details,
-        })
+    let entry = NewAuditEntry {
+        actor: "delivery".to_owned(),
+        action: "delivery.attempt".to_owned(),
+        subject_kind: "delivery".to_owned(),
+        subject_id: job.id.clone(),
+        details,
+    };
+    let updated = store
+        .record_delivery_attempt_audited(&job.id, &outcome, Some(&entry))
         .await?;
     if let Some(m) = state.inner.metrics.get() {
         m.record_delivery_attempt(metric_channel, metric);

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::{dispatch, micros, new_id, now, Store};
+use crate::db::{dispatch, micros, new_id, now, BeginWrite, Store};
 use crate::error::Result;
-use crate::types::{AttemptOutcome, Delivery, DeliveryStatus};
+use crate::types::{AttemptOutcome, Delivery, DeliveryStatus, NewAuditEntry};
 
 const DELIVERY_COLUMNS: &str = "id, credential_id, channel, status, attempts, next_attempt_at, \
      last_error, created_at, updated_at";
@@ -48,6 +48,20 @@ impl Store {
         delivery_id: &str,
         outcome: &AttemptOutcome,
     ) -> Result<Option<Delivery>> {
+        self.record_delivery_attempt_audited(delivery_id, outcome, None)
+            .await
+    }
+
+    /// [`Store::record_delivery_attempt`] and its audit entry in ONE transaction: whoever sees
+    /// the job's new status also sees the attempt in its log, and a crash cannot keep one
+    /// without the other. The entry is written even when the job was already settled (the
+    /// attempt happened).
+    pub async fn record_delivery_attempt_audited(
+        &self,
+        delivery_id: &str,
+        outcome: &AttemptOutcome,
+        audit: Option<&NewAuditEntry>,
+    ) -> Result<Option<Delivery>> {
         let at = now();
         let (status, next, error): (DeliveryStatus, Option<DateTime<Utc>>, Option<&str>) =
             match outcome {
@@ -70,14 +84,31 @@ impl Store {
              WHERE id = $5 AND status = 'pending' RETURNING {DELIVERY_COLUMNS}"
         );
         dispatch!(self, pool, _pg => {
-            Ok(sqlx::query_as::<_, Delivery>(&sql)
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query_as::<_, Delivery>(&sql)
                 .bind(status.as_str())
                 .bind(next)
                 .bind(error)
                 .bind(at)
                 .bind(delivery_id)
-                .fetch_optional(pool)
-                .await?)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(entry) = audit {
+                sqlx::query(
+                    "INSERT INTO audit (at, actor, action, subject_kind, subject_id, details) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(at)
+                .bind(&entry.actor)
+                .bind(&entry.action)
+                .bind(&entry.subject_kind)
+                .bind(&entry.subject_id)
+                .bind(sqlx::types::Json(&entry.details))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(updated)
         })
     }
 

@@ -107,17 +107,29 @@ async fn deliveries_attempts(store: Store) {
             .is_none(),
         "settled"
     );
+    // The attempt and its audit entry go in together.
+    let entry = store::NewAuditEntry {
+        actor: "delivery".to_owned(),
+        action: "delivery.attempt".to_owned(),
+        subject_kind: "delivery".to_owned(),
+        subject_id: sms.id.clone(),
+        details: serde_json::json!({ "error_code": "sms-invalid-number" }),
+    };
     let f = store
-        .record_delivery_attempt(
+        .record_delivery_attempt_audited(
             &sms.id,
             &AttemptOutcome::Failed {
                 error_code: "sms-invalid-number".to_owned(),
             },
+            Some(&entry),
         )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(f.status, DeliveryStatus::Failed);
+    let log = store.list_audit("delivery", &sms.id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].details["error_code"], "sms-invalid-number");
     let all = store.list_deliveries(&cred).await.unwrap();
     assert_eq!(
         all.iter().map(|d| d.channel.as_str()).collect::<Vec<_>>(),
